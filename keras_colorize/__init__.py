@@ -1,0 +1,9 @@
+"""keras_colorize: colorize grayscale landscape photographs and film.
+
+Implements Zayd, Yudistira and Wihandika, "Image Colorization using U-Net with
+Skip Connections and Fusion Layer on Landscape Images": a U-Net on an
+ImageNet-pretrained ResNet34 encoder, a global branch with a Places365 scene
+classification head, and an Iizuka et al. (2016) fusion layer.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,178 @@
+"""sRGB <-> CIE L*a*b* as TensorFlow ops, and the model's normalized units.
+
+Everything here is plain TF math on float32 tensors of shape ``[..., 3]`` (or
+``[..., 1]`` / ``[..., 2]`` for the channel helpers), so it runs eagerly,
+inside ``tf.data`` and inside SavedModel signatures, batched or not.
+
+Conventions (identical to ``skimage.color.rgb2lab`` with its defaults):
+
+* sRGB transfer curve (IEC 61966-2-1), linear RGB -> XYZ with the sRGB/D65
+  matrix, CIE 1976 L*a*b* against the D65 2-degree white.
+* The white point is taken as the XYZ of RGB white under that matrix
+  (row sums, 0.950456 / 1 / 1.088754) instead of the rounded published
+  (0.95047 / 1 / 1.08883), so every pure gray maps to exactly a* = b* = 0. The
+  difference to skimage is below 0.003 in a*/b* anywhere in the cube.
+
+Model units (the paper's normalization):
+
+* input  ``L / 100``           in [0, 1]
+* target ``(ab + 128) / 255``  in [0, 1] (what the sigmoid head predicts)
+"""
+
+import numpy as np
+import tensorflow as tf
+
+# Linear sRGB -> XYZ (D65), the matrix skimage and most references use.
+XYZ_FROM_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ],
+    dtype=np.float64,
+)
+RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
+# XYZ of sRGB white under XYZ_FROM_RGB: grays are exactly neutral.
+WHITE_D65 = XYZ_FROM_RGB.sum(axis=1)
+
+_EPSILON = 0.008856  # (6/29)^3, rounded as in the CIE publication
+_KAPPA_SLOPE = 7.787  # (29/6)^2 / 3, rounded
+_F_THRESHOLD = 0.2068966  # 6/29
+_AB_OFFSET = 128.0
+_AB_SCALE = 255.0
+_L_SCALE = 100.0
+
+
+def _as_float_rgb(rgb):
+    """uint8 -> [0,1] float32; floats are taken as already in [0, 1]."""
+    rgb = tf.convert_to_tensor(rgb)
+    if rgb.dtype == tf.uint8:
+        return tf.cast(rgb, tf.float32) / 255.0
+    if rgb.dtype == tf.uint16:
+        return tf.cast(rgb, tf.float32) / 65535.0
+    if not rgb.dtype.is_floating:
+        raise ValueError(f"rgb must be uint8, uint16 or float, got dtype {rgb.dtype.name}")
+    return tf.cast(rgb, tf.float32)
+
+
+def _check_channels(x, n, name):
+    if x.shape.rank is not None and x.shape[-1] is not None and x.shape[-1] != n:
+        raise ValueError(f"{name} must have {n} channels in the last axis, got shape {x.shape}")
+
+
+def _matmul_channels(x, matrix):
+    """x[..., 3] @ matrix.T for a constant 3x3 matrix."""
+    m = tf.constant(matrix.T, dtype=tf.float32)
+    return tf.tensordot(x, m, axes=[[-1], [0]])
+
+
+def srgb_to_linear(rgb):
+    """sRGB transfer curve, inverse: encoded [0,1] -> linear [0,1]."""
+    rgb = tf.clip_by_value(_as_float_rgb(rgb), 0.0, 1.0)
+    return tf.where(rgb > 0.04045, tf.pow((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
+
+
+def linear_to_srgb(linear):
+    """sRGB transfer curve: linear [0,1] -> encoded [0,1] (clipped)."""
+    linear = tf.clip_by_value(tf.cast(linear, tf.float32), 0.0, 1.0)
+    safe = tf.maximum(linear, 0.0031308)  # keeps pow() away from 0
+    return tf.where(linear > 0.0031308, 1.055 * tf.pow(safe, 1.0 / 2.4) - 0.055, linear * 12.92)
+
+
+def rgb_to_lab(rgb):
+    """sRGB image(s) -> CIE L*a*b* (D65).
+
+    Args:
+      rgb: ``[..., 3]`` tensor, uint8 / uint16, or float in [0, 1].
+
+    Returns:
+      float32 ``[..., 3]``: L in [0, 100], a and b roughly in [-128, 127].
+
+    Example:
+      >>> lab = rgb_to_lab(tf.constant([[255, 0, 0]], tf.uint8))  # ~(53.2, 80.1, 67.2)
+    """
+    rgb = _as_float_rgb(rgb)
+    _check_channels(rgb, 3, "rgb")
+    xyz = _matmul_channels(srgb_to_linear(rgb), XYZ_FROM_RGB)
+    t = xyz / tf.constant(WHITE_D65, dtype=tf.float32)
+    f = tf.where(t > _EPSILON, tf.pow(tf.maximum(t, _EPSILON), 1.0 / 3.0), _KAPPA_SLOPE * t + 16.0 / 116.0)
+    fx, fy, fz = tf.unstack(f, axis=-1)
+    lightness = 116.0 * fy - 16.0
+    a = 500.0 * (fx - fy)
+    b = 200.0 * (fy - fz)
+    return tf.stack([lightness, a, b], axis=-1)
+
+
+def lab_to_rgb(lab):
+    """CIE L*a*b* (D65) -> sRGB float32 in [0, 1] (out-of-gamut values clipped)."""
+    lab = tf.cast(tf.convert_to_tensor(lab), tf.float32)
+    _check_channels(lab, 3, "lab")
+    lightness, a, b = tf.unstack(lab, axis=-1)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = tf.maximum(fy - b / 200.0, 0.0)
+    f = tf.stack([fx, fy, fz], axis=-1)
+    t = tf.where(f > _F_THRESHOLD, tf.pow(f, 3.0), (f - 16.0 / 116.0) / _KAPPA_SLOPE)
+    xyz = t * tf.constant(WHITE_D65, dtype=tf.float32)
+    return linear_to_srgb(_matmul_channels(xyz, RGB_FROM_XYZ))
+
+
+def rgb_to_l(rgb):
+    """Lightness only, ``[..., 1]`` in [0, 100]; cheaper than the full conversion."""
+    rgb = _as_float_rgb(rgb)
+    _check_channels(rgb, 3, "rgb")
+    y = _matmul_channels(srgb_to_linear(rgb), XYZ_FROM_RGB[1:2])  # [..., 1]
+    fy = tf.where(y > _EPSILON, tf.pow(tf.maximum(y, _EPSILON), 1.0 / 3.0), _KAPPA_SLOPE * y + 16.0 / 116.0)
+    return 116.0 * fy - 16.0
+
+
+def l_to_gray_rgb(lightness):
+    """``[..., 1]`` L in [0, 100] -> gray sRGB ``[..., 3]`` in [0, 1] (a* = b* = 0)."""
+    lightness = tf.cast(lightness, tf.float32)
+    return lab_to_rgb(tf.concat([lightness, tf.zeros_like(lightness), tf.zeros_like(lightness)], axis=-1))
+
+
+# ----------------------------------------------------------------------------
+# Model units
+# ----------------------------------------------------------------------------
+
+
+def l_to_input(lightness):
+    """L in [0, 100] -> model input L/100 in [0, 1]."""
+    return tf.cast(lightness, tf.float32) / _L_SCALE
+
+
+def input_to_l(x):
+    """Model input in [0, 1] -> L in [0, 100]."""
+    return tf.cast(x, tf.float32) * _L_SCALE
+
+
+def ab_to_target(ab):
+    """a*b* -> (ab + 128) / 255, the range of the model's sigmoid output."""
+    return (tf.cast(ab, tf.float32) + _AB_OFFSET) / _AB_SCALE
+
+
+def target_to_ab(target):
+    """Inverse of :func:`ab_to_target`."""
+    return tf.cast(target, tf.float32) * _AB_SCALE - _AB_OFFSET
+
+
+# Target value of a neutral (gray) pixel: a* = b* = 0.
+GRAY_TARGET = _AB_OFFSET / _AB_SCALE
+
+
+def rgb_to_model(rgb):
+    """sRGB -> (``L/100`` ``[..., 1]``, ``(ab+128)/255`` ``[..., 2]``)."""
+    lab = rgb_to_lab(rgb)
+    return l_to_input(lab[..., :1]), ab_to_target(lab[..., 1:])
+
+
+def model_to_rgb(l_input, ab_target):
+    """(``L/100``, ``(ab+128)/255``) -> sRGB float32 in [0, 1]."""
+    lab = tf.concat([input_to_l(l_input), target_to_ab(ab_target)], axis=-1)
+    return lab_to_rgb(lab)
+
+
+def float_to_uint8(rgb):
+    """[0, 1] float -> uint8 with rounding (not truncation)."""
+    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)

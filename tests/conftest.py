@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to ../shared data, quiet TensorFlow."""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def _shared(sub):
+    path = SHARED_DATA / sub
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared test data (../shared/data/{sub}) lies beside the project root in CI only")
+    return path
+
+
+@pytest.fixture(scope="session")
+def landscapes_dir():
+    """Real 512x512 colour landscape JPEGs (../shared/data/landscapes)."""
+    return _shared("landscapes")
+
+
+@pytest.fixture(scope="session")
+def bw_dir():
+    """Real historical black-and-white photos (../shared/data/bw)."""
+    return _shared("bw")
+
+
+@pytest.fixture(scope="session")
+def video_path():
+    """Real colour clip with audio (../shared/data/video/skyar_annarbor.mp4)."""
+    return _shared("video/skyar_annarbor.mp4")
+
+
+@pytest.fixture(scope="session")
+def places365_dir():
+    """Places365 category lists (../shared/data/places365)."""
+    return _shared("places365")
