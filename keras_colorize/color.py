@@ -127,9 +127,16 @@ def rgb_to_l(rgb):
 
 
 def l_to_gray_rgb(lightness):
-    """``[..., 1]`` L in [0, 100] -> gray sRGB ``[..., 3]`` in [0, 1] (a* = b* = 0)."""
+    """``[..., 1]`` L in [0, 100] -> gray sRGB ``[..., 3]`` in [0, 1] (a* = b* = 0).
+
+    Computed through Y alone, so R = G = B exactly (no float noise between
+    channels): a gray prediction stays exactly gray after 8-bit rounding.
+    """
     lightness = tf.cast(lightness, tf.float32)
-    return lab_to_rgb(tf.concat([lightness, tf.zeros_like(lightness), tf.zeros_like(lightness)], axis=-1))
+    fy = (lightness + 16.0) / 116.0
+    y = tf.where(fy > _F_THRESHOLD, tf.pow(fy, 3.0), (fy - 16.0 / 116.0) / _KAPPA_SLOPE)
+    gray = linear_to_srgb(y)
+    return tf.concat([gray, gray, gray], axis=-1)
 
 
 # ----------------------------------------------------------------------------
