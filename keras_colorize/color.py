@@ -105,6 +105,16 @@ def rgb_to_lab(rgb):
 
 def lab_to_rgb(lab):
     """CIE L*a*b* (D65) -> sRGB float32 in [0, 1] (out-of-gamut values clipped)."""
+    return linear_to_srgb(lab_to_linear_rgb(lab))
+
+
+def lab_to_linear_rgb(lab):
+    """CIE L*a*b* (D65) -> linear RGB float32, not clipped (may leave [0, 1]).
+
+    For gamut mapping that needs to know how far out of gamut a colour is
+    (e.g. ``keras_colorize.inference`` keeps L exact by desaturating instead of
+    clipping).
+    """
     lab = tf.cast(tf.convert_to_tensor(lab), tf.float32)
     _check_channels(lab, 3, "lab")
     lightness, a, b = tf.unstack(lab, axis=-1)
@@ -114,7 +124,7 @@ def lab_to_rgb(lab):
     f = tf.stack([fx, fy, fz], axis=-1)
     t = tf.where(f > _F_THRESHOLD, tf.pow(f, 3.0), (f - 16.0 / 116.0) / _KAPPA_SLOPE)
     xyz = t * tf.constant(WHITE_D65, dtype=tf.float32)
-    return linear_to_srgb(_matmul_channels(xyz, RGB_FROM_XYZ))
+    return _matmul_channels(xyz, RGB_FROM_XYZ)
 
 
 def rgb_to_l(rgb):

@@ -1,0 +1,443 @@
+"""Benchmark workers: each runs in its own process (one framework, one model).
+
+A worker is built by a *factory* (a module-level function, so that the
+``spawn`` start method can find it by name) that returns a :class:`Runner`.
+The parent (``bench_lib``) talks to it over a pipe:
+
+    parent                          worker
+    ------                          ------
+    start(factory, **kwargs)  ->    runner = factory(**kwargs)   (build + warm-up)
+                              <-    ("ready", runner.info)       or ("error", text)
+    ("run", calls)            ->    seconds of each of `calls` timed calls
+                              <-    ("ok", [s, ...], peak_rss_bytes)
+    ("stop",)                 ->    exit
+
+One process per framework keeps TensorFlow's and PyTorch's thread pools from
+competing, and lets ``ru_maxrss`` (peak resident memory) describe one
+framework only. Workers sit idle while another one is timed, so A/B/A/B
+interleaving compares the two under the same background load.
+
+Heavy imports (TensorFlow, PyTorch, keras_colorize) happen inside the
+factories, never at module import: the parent stays light.
+"""
+
+import dataclasses
+import os
+import resource
+import sys
+import time
+import traceback
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Runner:
+    """A timed unit of work: `call()` processes `items` images once."""
+
+    call: callable
+    items: int
+    info: dict = dataclasses.field(default_factory=dict)
+
+
+def peak_rss_bytes():
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def serve(conn, factory_name, kwargs, env):
+    """Worker main loop (the target of the spawned process)."""
+    os.environ.update(env)
+    try:
+        runner = globals()[factory_name](**kwargs)
+        runner.info.setdefault("items_per_call", runner.items)
+        runner.info["rss_after_warmup_bytes"] = peak_rss_bytes()
+        conn.send(("ready", runner.info))
+    except BaseException:  # noqa: BLE001 -- any failure is reported, the row skips
+        conn.send(("error", traceback.format_exc(limit=6)))
+        return
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        calls = int(message[1])
+        seconds = []
+        try:
+            for _ in range(calls):
+                start = time.perf_counter()
+                runner.call()
+                seconds.append(time.perf_counter() - start)
+        except BaseException:  # noqa: BLE001
+            conn.send(("error", traceback.format_exc(limit=6)))
+            return
+        conn.send(("ok", seconds, peak_rss_bytes()))
+
+
+def _warm(call, warmup):
+    start = time.perf_counter()
+    for _ in range(warmup):
+        call()
+    return time.perf_counter() - start
+
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _tf_perf_setup():
+    """Applies the package's CPU tuning (keras_colorize.perf) when it exists."""
+    try:
+        from keras_colorize import perf
+    except ImportError:
+        return {"perf": "keras_colorize.perf absent: TensorFlow defaults"}
+    return {"perf": perf.configure_cpu()}
+
+
+def _random_batch(batch, size, num_classes, seed=0):
+    rng = np.random.default_rng(seed)
+    lightness = rng.random((batch, size, size, 1), dtype=np.float32)
+    ab = rng.random((batch, size, size, 2), dtype=np.float32)
+    labels = rng.integers(0, num_classes, (batch,)).astype(np.int32)
+    return lightness, ab, labels
+
+
+# --------------------------------------------------------------------------
+# Training step (rows 1 and 2)
+# --------------------------------------------------------------------------
+
+
+def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e-4):
+    """Keras/TF: the package's model compiled the way the trainer compiles it."""
+    _quiet_tf()
+    info = _tf_perf_setup()
+    import tensorflow as tf
+
+    from keras_colorize.models import build_colorizer, get_preset
+
+    config = get_preset("paper", image_size=image_size)
+    model = build_colorizer(config)
+    info.update(_compile_like_trainer(model, config, class_weight, learning_rate))
+    lightness, ab, labels = (tf.constant(a) for a in _random_batch(batch_size, image_size, config.num_classes))
+    targets = {"ab": ab, "class": labels}
+
+    def call():
+        model.train_on_batch(lightness, targets)
+
+    info["warmup_seconds"] = _warm(call, warmup)
+    info["parameters"] = int(sum(np.prod(v.shape) for v in model.trainable_weights))
+    info["tf_version"] = tf.__version__
+    return Runner(call, batch_size, info)
+
+
+def _compile_like_trainer(model, config, class_weight, learning_rate):
+    """Compiles `model` through the trainer's own helper when it has one."""
+    import keras
+
+    try:
+        from keras_colorize import train_lib
+
+        compile_model = getattr(train_lib, "compile_model")
+    except (ImportError, AttributeError):
+        compile_model = None
+    if compile_model is not None:
+        compile_model(model, config, class_weight=class_weight, learning_rate=learning_rate)
+        return {"compiled_by": "keras_colorize.train_lib.compile_model", "jit_compile": model.jit_compile}
+    from keras_colorize.models import losses
+
+    loss, loss_weights = losses.colorizer_losses(config, class_weight=class_weight)
+    jit = "auto"
+    try:
+        from keras_colorize import perf
+
+        jit = perf.jit_compile_default()
+    except (ImportError, AttributeError):
+        pass
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, loss_weights=loss_weights, jit_compile=jit
+    )
+    return {"compiled_by": "benchmarks (model.compile with colorizer_losses)", "jit_compile": model.jit_compile}
+
+
+def torch_train(image_size, batch_size, warmup, channels_last=True, class_weight=0.01, learning_rate=1e-4):
+    """PyTorch reference: the same network, loss and optimizer."""
+    import torch
+
+    import torch_reference
+
+    model = torch_reference.build(image_size, channels_last=channels_last).train()
+    step = torch_reference.make_train_step(model, class_weight, learning_rate)
+    batch = torch_reference.random_batch(batch_size, image_size, channels_last=channels_last)
+
+    def call():
+        step(*batch)
+
+    info = {
+        "warmup_seconds": _warm(call, warmup),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "channels_last": channels_last,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    return Runner(call, batch_size, info)
+
+
+# --------------------------------------------------------------------------
+# Inference (row 3)
+# --------------------------------------------------------------------------
+
+
+def tf_keras_infer(model_path, batch_size, warmup):
+    """The Keras model (loaded from .keras) called in a tf.function, inference mode."""
+    _quiet_tf()
+    info = _tf_perf_setup()
+    import keras
+    import tensorflow as tf
+
+    import keras_colorize.models  # noqa: F401 -- registers the custom objects
+
+    model = keras.saving.load_model(model_path, compile=False)
+    size = int(model.inputs[0].shape[1])
+    predict = tf.function(lambda x: model(x, training=False), jit_compile=False)
+    lightness = tf.constant(_random_batch(batch_size, size, 2)[0])
+
+    def call():
+        predict(lightness)["ab"].numpy()
+
+    info["warmup_seconds"] = _warm(call, warmup)
+    return Runner(call, batch_size, info)
+
+
+def tf_saved_model_infer(saved_model_dir, batch_size, warmup, signature="colorize_l"):
+    """The exported SavedModel in a process that never imported keras_colorize."""
+    _quiet_tf()
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(saved_model_dir)
+    fn = loaded.signatures[signature]
+    size = int(fn.structured_input_signature[1]["L"].shape[1])
+    lightness = tf.constant(_random_batch(batch_size, size, 2)[0])
+
+    def call():
+        fn(L=lightness)["ab"].numpy()
+
+    info = {"warmup_seconds": _warm(call, warmup), "signature": signature}
+    return Runner(call, batch_size, info)
+
+
+def litert_infer(tflite_path, batch_size, warmup, threads=2):
+    """A .tflite file through LiteRT (ai_edge_litert), batch resized if needed."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=tflite_path, num_threads=threads)
+    detail = interpreter.get_input_details()[0]
+    shape = list(detail["shape"])
+    if shape[0] != batch_size:
+        shape[0] = batch_size
+        interpreter.resize_tensor_input(detail["index"], shape)
+    interpreter.allocate_tensors()
+    lightness = _random_batch(batch_size, int(shape[1]), 2)[0]
+    outputs = interpreter.get_output_details()
+
+    def call():
+        interpreter.set_tensor(detail["index"], lightness)
+        interpreter.invoke()
+        for out in outputs:
+            interpreter.get_tensor(out["index"])
+
+    info = {
+        "warmup_seconds": _warm(call, warmup),
+        "threads": threads,
+        "file_bytes": os.path.getsize(tflite_path),
+    }
+    return Runner(call, batch_size, info)
+
+
+def torch_infer(image_size, batch_size, warmup, channels_last=True):
+    """PyTorch reference in eval mode under inference_mode."""
+    import torch
+
+    import torch_reference
+
+    model = torch_reference.build(image_size, channels_last=channels_last).eval()
+    lightness = torch_reference.random_batch(batch_size, image_size, channels_last=channels_last)[0]
+
+    def call():
+        with torch.inference_mode():
+            model(lightness)
+
+    info = {"warmup_seconds": _warm(call, warmup), "threads": torch.get_num_threads()}
+    return Runner(call, batch_size, info)
+
+
+# --------------------------------------------------------------------------
+# Input pipeline (row 4)
+# --------------------------------------------------------------------------
+
+
+def tf_pipeline(file_pattern, image_size, batch_size, batches_per_call, full):
+    """Training preprocessing (`full`) or bare tf.io.decode_jpeg of the same records."""
+    _quiet_tf()
+    import tensorflow as tf
+
+    from keras_colorize.data import features
+
+    if full:
+        from keras_colorize.data import pipeline
+
+        ds = pipeline.make_dataset(file_pattern, "train", image_size, batch_size, seed=None, repeat=True)
+    else:
+        files = sorted(tf.io.gfile.glob(file_pattern))
+        ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).repeat()
+
+        def decode(serialized):
+            example = tf.io.parse_single_example(serialized, {features.IMAGE: tf.io.FixedLenFeature([], tf.string)})
+            return tf.io.decode_jpeg(example[features.IMAGE], channels=3)
+
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    iterator = iter(ds)
+
+    def call():
+        for _ in range(batches_per_call):
+            next(iterator)
+
+    info = {"warmup_seconds": _warm(call, 1), "full_preprocessing": full}
+    return Runner(call, batch_size * batches_per_call, info)
+
+
+# --------------------------------------------------------------------------
+# End to end (row 5)
+# --------------------------------------------------------------------------
+
+
+def colorize_file(model_path, image_path, output_dir, warmup):
+    """keras_colorize.inference.Colorizer on one file: decode, predict, merge, encode."""
+    _quiet_tf()
+    info = _tf_perf_setup()
+    from keras_colorize import inference
+
+    colorizer = inference.Colorizer.from_path(model_path) if hasattr(inference.Colorizer, "from_path") else inference.Colorizer(model_path)
+    output = os.path.join(output_dir, "colorized.jpg")
+
+    def call():
+        colorizer.colorize_file(image_path, output)
+
+    info["warmup_seconds"] = _warm(call, warmup)
+    return Runner(call, 1, info)
+
+
+# --------------------------------------------------------------------------
+# Inputs and artefacts (run once in a worker so the parent stays light)
+# --------------------------------------------------------------------------
+
+SHARED_LANDSCAPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.pardir,
+                                 "shared", "data", "landscapes")
+
+
+def _source_images(count, size, seed=0):
+    """RGB uint8 photos: the shared landscapes when present, else smooth random scenes."""
+    from PIL import Image
+
+    files = sorted(f for f in os.listdir(SHARED_LANDSCAPES) if f.lower().endswith((".jpg", ".jpeg"))) \
+        if os.path.isdir(SHARED_LANDSCAPES) else []
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        if files:
+            with Image.open(os.path.join(SHARED_LANDSCAPES, files[i % len(files)])) as image:
+                image = image.convert("RGB")
+                if i >= len(files):
+                    image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                yield image.resize((size, size), Image.Resampling.LANCZOS), "shared landscapes"
+        else:
+            small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            image = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+            yield image, "synthetic (../shared/data absent)"
+
+
+def write_shards(out_dir, count, size=256, num_shards=4):
+    """`count` size x size JPEGs in TFRecord shards written with keras_colorize.data.features."""
+    import io as _io
+
+    _quiet_tf()
+    import tensorflow as tf
+
+    from keras_colorize.data import features
+
+    os.makedirs(out_dir, exist_ok=True)
+    writers = [tf.io.TFRecordWriter(os.path.join(out_dir, f"bench-{i:02d}.tfrecord")) for i in range(num_shards)]
+    source = ""
+    for i, (image, source) in enumerate(_source_images(count, size)):
+        buffer = _io.BytesIO()
+        image.save(buffer, "JPEG", quality=95)
+        example = features.make_example(buffer.getvalue(), size, size, label=i % 137, class_name="bench")
+        writers[i % num_shards].write(example.SerializeToString())
+    for writer in writers:
+        writer.close()
+    info = {"pattern": os.path.join(out_dir, "bench-*.tfrecord"), "count": count, "source": source}
+    return Runner(lambda: None, 0, info)
+
+
+def export_artifacts(out_dir, image_size, seed=0):
+    """Random-init paper model saved as .keras, exported SavedModel and TFLite variants."""
+    _quiet_tf()
+    import keras
+
+    from keras_colorize.models import build_colorizer, get_preset
+
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    model = build_colorizer(get_preset("paper", image_size=image_size))
+    info = {"errors": []}
+    info["keras_path"] = os.path.join(out_dir, "colorizer.keras")
+    model.save(info["keras_path"])
+    try:
+        from keras_colorize.export import saved_model
+
+        info["saved_model_dir"] = str(saved_model.export_saved_model(model, os.path.join(out_dir, "saved_model"), 1,
+                                                                     overwrite=True))
+    except Exception as error:  # noqa: BLE001 -- reported as the rows' skip reason
+        info["errors"].append(f"SavedModel: {type(error).__name__}: {error}")
+    try:
+        info["tflite"] = _export_tflite(model, os.path.join(out_dir, "tflite"))
+    except Exception as error:  # noqa: BLE001
+        info["errors"].append(f"TFLite: {type(error).__name__}: {error}")
+    return Runner(lambda: None, 0, info)
+
+
+def _export_tflite(model, out_dir):
+    """{variant: path} through keras_colorize.export.tflite (float32, float16, int8)."""
+    from keras_colorize.export import tflite
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {}
+    for variant in ("float32", "float16", "int8"):
+        path = os.path.join(out_dir, f"colorizer_{variant}.tflite")
+        tflite.export_tflite(model, path, quantization=variant)
+        paths[variant] = path
+    return paths
+
+
+def e2e_inputs(out_dir, megapixels, seed=0):
+    """A random-init paper model (.keras) and a gray-looking JPEG of `megapixels` (4:3)."""
+    _quiet_tf()
+    import keras
+    from PIL import Image
+
+    from keras_colorize.models import build_colorizer, get_preset
+
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    keras_path = os.path.join(out_dir, "colorizer.keras")
+    build_colorizer(get_preset("paper")).save(keras_path)
+    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
+    height = int(round(width * 3 / 4))
+    image, _ = next(_source_images(1, 512, seed))
+    image = image.resize((width, height), Image.Resampling.BICUBIC)
+    image_path = os.path.join(out_dir, "photo.jpg")
+    image.save(image_path, "JPEG", quality=92)
+    info = {"keras_path": keras_path, "image_path": image_path, "image_shape": [height, width]}
+    return Runner(lambda: None, 0, info)
+
+
+if __name__ == "__main__":
+    sys.exit("workers.py is started by benchmarks/run.py")

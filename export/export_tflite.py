@@ -1,0 +1,57 @@
+"""Convert a trained colorizer to TFLite (float32, float16, dynamic-range int8, full int8) and report on them.
+
+    python export/export_tflite.py --model=runs/p3/model.keras --output_dir=models/tflite \
+        --calibration_shards='data/shards/val-*-of-*.tfrecord' --photos=../shared/data/landscapes
+
+writes ``models/tflite/colorizer_<variant>.tflite`` and, with ``--photos``,
+prints the report table (size, LiteRT latency, quality against Keras and
+ground truth) and writes it to ``models/tflite/report.json``.
+Run one with ``python -m keras_colorize.export.litert_runner``.
+Library: :func:`keras_colorize.export.export_lib.export_tflite`.
+"""
+
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from keras_colorize.export import export_lib  # noqa: E402
+from keras_colorize.export import tflite  # noqa: E402
+
+_MODEL = flags.DEFINE_string("model", "", "Trained model (.keras). Empty: the --preset's untrained network "
+                             "(BatchNormalization statistics re-estimated on the calibration shards or photos).")
+_PRESET = flags.DEFINE_enum("preset", "paper", ["paper", "tiny"], "Preset used when --model is empty.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for <name>_<variant>.tflite and report.json.")
+_VARIANTS = flags.DEFINE_list("variants", list(tflite.VARIANTS), f"Subset of {list(tflite.VARIANTS)}.")
+_CALIBRATION = flags.DEFINE_string("calibration_shards", "",
+                                   "Glob of TFRecord shards (make_shards) for full-integer calibration; "
+                                   "required for the int8 variant.")
+_CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", tflite.DEFAULT_CALIBRATION_STEPS,
+                                          "Calibration images (one per step).")
+_PHOTOS = flags.DEFINE_string("photos", "", "Folder of real colour photos for the report; no report if empty.")
+_NUM_PHOTOS = flags.DEFINE_integer("num_photos", 32, "Photos used for the report's quality columns.")
+_REPORT = flags.DEFINE_string("report", "", "Report JSON path (default <output_dir>/report.json).")
+_THREADS = flags.DEFINE_integer("num_threads", 2, "LiteRT interpreter threads for the latency measurements.")
+_RUNS = flags.DEFINE_integer("timed_runs", 20, "Timed runs per variant (median reported).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing .tflite files.")
+_NAME = flags.DEFINE_string("name", "colorizer", "File-name prefix.")
+flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+    del argv
+    config = export_lib.TfliteExportConfig(
+        output_dir=_OUTPUT_DIR.value, model_path=_MODEL.value, preset=_PRESET.value, variants=tuple(_VARIANTS.value),
+        calibration_shards=_CALIBRATION.value, calibration_steps=_CALIBRATION_STEPS.value, photos_dir=_PHOTOS.value,
+        num_photos=_NUM_PHOTOS.value, report=_REPORT.value, num_threads=_THREADS.value, timed_runs=_RUNS.value,
+        overwrite=_OVERWRITE.value, name=_NAME.value)
+    result = export_lib.export_tflite(config)
+    for variant, path in result.paths.items():
+        print(f"{variant}: {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,72 @@
+r"""Writes TFRecord shards from Places365 (either layout) or any folder of images.
+
+Places365, the paper's three splits (137 landscape classes, 256 px):
+
+  for split in train val test; do
+    python -m keras_colorize.data.make_shards --source=/data/places365 \
+      --classes=experiments/landscape_classes.txt --output=/data/shards --split=$split
+  done
+
+A plain folder (recursive, unlabelled):
+
+  python -m keras_colorize.data.make_shards --source=photos/ --output=shards/ --split=val
+
+Reruns resume: finished shards are kept. See keras_colorize/data/shards_lib.py.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from keras_colorize.data import places365
+from keras_colorize.data import shards_lib
+
+_SOURCE = flags.DEFINE_string("source", None, "Folder to read: Places365 (easy-format or original layout) or any image folder.")
+_OUTPUT = flags.DEFINE_string("output", None, "Folder to write <split>-*-of-*.tfrecord shards to.")
+_SPLIT = flags.DEFINE_enum("split", "train", list(places365.SPLITS), "Which split to write.")
+_CLASSES = flags.DEFINE_string("classes", None, "Class list, one Places365 name per line (line order = label).")
+_LAYOUT = flags.DEFINE_enum("layout", "auto", list(places365.LAYOUTS), "Source layout; auto detects it.")
+_CATEGORIES = flags.DEFINE_string("categories", None, "categories_places365.txt, if not inside --source.")
+_SHARD_SIZE = flags.DEFINE_integer("shard_size", 1024, "Images per shard.")
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", os.cpu_count() or 1, "Worker processes.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the test hold-out and of the order across shards.")
+_TEST_PER_CLASS = flags.DEFINE_integer("test_per_class", 10, "Training images per class held out as the test split.")
+_SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Stored images are resized to this short side.")
+_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of the stored images.")
+_MIN_SIDE = flags.DEFINE_integer("min_side", 32, "Skip images whose short side is smaller.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = shards_lib.MakeShardsConfig(
+        source=_SOURCE.value or "",
+        output=_OUTPUT.value or "",
+        split=_SPLIT.value,
+        classes=_CLASSES.value or "",
+        layout=_LAYOUT.value,
+        categories=_CATEGORIES.value or "",
+        shard_size=_SHARD_SIZE.value,
+        num_workers=_NUM_WORKERS.value,
+        seed=_SEED.value,
+        test_per_class=_TEST_PER_CLASS.value,
+        encode=shards_lib.EncodeConfig(short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value),
+    )
+    try:
+        _, summary = shards_lib.make_shards(config)
+    except ValueError as e:
+        logging.error("%s", e)
+        raise SystemExit(f"make_shards: error: {e}") from None
+    print(summary)
+    print(f"shards: {shards_lib.file_pattern(config.output, config.split)}")
+
+
+def run():
+    """Console-script entry point (``kc-make-shards``)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,94 @@
+"""Preprocessing ops: small pure functions of tensors, usable eagerly and in ``tf.data``.
+
+Each op takes and returns tensors only (no Python state, no op-level random
+seeds): randomness comes in as an explicit stateless seed (an int ``[2]``
+tensor), so the same seed gives the same crop and flip eagerly, inside
+``Dataset.map`` and on every replica. The pipeline
+(:mod:`keras_colorize.data.pipeline`) composes them; tests check each one
+eagerly against its ``Dataset.map`` twin.
+
+Images are ``[H, W, 3]``; after :func:`decode` they are uint8, after
+:func:`to_float` float32 in [0, 1].
+"""
+
+import tensorflow as tf
+
+from keras_colorize import color
+
+
+def decode(encoded):
+    """Encoded JPEG (or PNG/BMP/GIF) bytes -> uint8 ``[H, W, 3]``."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def to_float(image):
+    """uint8 ``[H, W, 3]`` -> float32 in [0, 1]."""
+    return tf.image.convert_image_dtype(image, tf.float32)
+
+
+def resize_short_side(image, size):
+    """Resizes so that the shorter side is ``size`` (aspect kept; no-op if it already is).
+
+    Args:
+      image: float32 ``[H, W, C]`` in [0, 1].
+      size: target short side in pixels (int or scalar tensor).
+
+    Returns:
+      float32 ``[H', W', C]`` with ``min(H', W') == size``, values clipped to [0, 1].
+    """
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    short = tf.minimum(height, width)
+    size = tf.cast(size, tf.int32)
+
+    def _resize():
+        scale = tf.cast(size, tf.float32) / tf.cast(short, tf.float32)
+        new_h = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32))
+        new_w = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float32) * scale), tf.int32))
+        new_h = tf.where(height <= width, size, new_h)
+        new_w = tf.where(width < height, size, new_w)
+        resized = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear", antialias=True)
+        return tf.clip_by_value(resized, 0.0, 1.0)
+
+    return tf.cond(tf.equal(short, size), lambda: tf.identity(image), _resize)
+
+
+def center_crop(image, size):
+    """Central ``size x size`` window of an image whose sides are both >= ``size``."""
+    shape = tf.shape(image)
+    top = (shape[0] - size) // 2
+    left = (shape[1] - size) // 2
+    cropped = tf.image.crop_to_bounding_box(image, top, left, size, size)
+    return tf.ensure_shape(cropped, [size, size, image.shape[-1]])
+
+
+def random_crop(image, size, seed):
+    """Uniformly placed ``size x size`` window; ``seed`` is a stateless int ``[2]`` seed."""
+    channels = image.shape[-1]
+    cropped = tf.image.stateless_random_crop(image, [size, size, channels], seed=seed)
+    return tf.ensure_shape(cropped, [size, size, channels])
+
+
+def random_flip(image, seed):
+    """Left-right flip with probability 1/2; ``seed`` is a stateless int ``[2]`` seed."""
+    return tf.image.stateless_random_flip_left_right(image, seed=seed)
+
+
+def to_model_units(image):
+    """RGB float ``[H, W, 3]`` in [0, 1] -> (``L/100`` ``[H, W, 1]``, ``(ab+128)/255`` ``[H, W, 2]``)."""
+    return color.rgb_to_model(image)
+
+
+def train_image(encoded, image_size, seed):
+    """Training view: decode, short side to ``image_size``, random crop, random flip."""
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = resize_short_side(to_float(decode(encoded)), image_size)
+    return random_flip(random_crop(image, image_size, crop_seed), flip_seed)
+
+
+def eval_image(encoded, image_size):
+    """Evaluation view: decode, short side to ``image_size``, center crop."""
+    image = resize_short_side(to_float(decode(encoded)), image_size)
+    return center_crop(image, image_size)

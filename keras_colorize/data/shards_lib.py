@@ -1,0 +1,494 @@
+"""Images -> TFRecord shards: loading, cleaning, re-encoding, parallel atomic writing.
+
+Library behind ``python -m keras_colorize.data.make_shards`` and the demo data
+(:mod:`keras_colorize.data.demo`), so real and synthetic data share one writer
+and one format (:mod:`keras_colorize.data.features`).
+
+Guarantees:
+
+* Each shard is written to ``.<name>.tmp-<pid>`` (hidden, so no shard glob
+  matches it) and renamed when complete, after
+  its progress record (``_progress/<name>.json``: what went in, what was written
+  and skipped). A killed run leaves no truncated shard under a final name; a
+  rerun with the same arguments keeps the finished shards (their progress
+  record matches) and rewrites the rest. Leftover temporary files and shards of
+  the same split from a run with a different shard count are removed.
+* Shards are written in parallel by ``num_workers`` processes (spawned, so
+  TensorFlow state is never forked).
+* Bad files never stop the run; each is counted by reason (:data:`SKIP_REASONS`)
+  and each repair by kind (:data:`REPAIRS`) in the summary.
+
+Shard names: ``<split>-<i:05d>-of-<n:05d>.tfrecord``; glob ``<split>-*-of-*.tfrecord``.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import pathlib
+import re
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from keras_colorize.data import features
+from keras_colorize.data import places365
+
+SKIP_REASONS = {
+    "empty_file": "zero-byte file",
+    "missing_file": "listed but not on disk",
+    "undecodable": "not an image Pillow can decode",
+    "truncated": "image data ends early",
+    "too_large": "over Pillow's decompression-bomb limit",
+    "grayscale": "grayscale (mode L/1/I;16/LA): no colour target",
+    "near_grayscale": "RGB but without colour (R=G=B up to noise): no colour target",
+    "too_small": "short side below min_side",
+}
+REPAIRS = {
+    "exif_rotated": "rotated upright from the EXIF Orientation tag",
+    "cmyk": "CMYK converted to RGB",
+    "palette": "palette (P) converted to RGB",
+    "alpha": "alpha (RGBA/PA) composited on white",
+    "16bit": "16 bits per channel reduced to 8",
+    "other_mode": "other colour mode (YCbCr, LAB, HSV) converted to RGB",
+}
+_GRAY_MODES = {"L", "1", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "LA", "La"}
+_SHARD_RE = r"^{split}-(\d{{5}})-of-(\d{{5}})\.tfrecord$"
+PROGRESS_DIR = "_progress"
+
+
+class SkipImage(Exception):
+    """Raised by a loader for an image that must not be written; ``args[0]`` is the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeConfig:
+    """How images are stored."""
+
+    short_side: int = 256  # stored images are resized so their short side is this (the paper's size)
+    jpeg_quality: int = 95
+    min_side: int = 32  # skip images whose short side is smaller
+    gray_threshold: float = 6.0  # 99th percentile of max-min channel spread (0..255) below which RGB counts as gray
+
+    def validate(self):
+        if self.short_side < 8:
+            raise ValueError(f"short_side must be >= 8, got {self.short_side}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.min_side < 1:
+            raise ValueError(f"min_side must be >= 1, got {self.min_side}")
+
+
+# ---------------------------------------------------------------------------
+# Loading and cleaning one image
+# ---------------------------------------------------------------------------
+
+
+def load_file(record, short_side=None):
+    """Opens an image file as upright 8-bit RGB.
+
+    Args:
+      record: :class:`places365.Record` whose ``key`` is the file path.
+      short_side: if given, lets Pillow decode a large JPEG at a reduced scale
+        (never below this short side).
+
+    Returns:
+      ``(PIL.Image in mode RGB, list of repair kinds applied)``.
+
+    Raises:
+      SkipImage: with a reason from :data:`SKIP_REASONS`.
+    """
+    path = record.key
+    try:
+        if os.path.getsize(path) == 0:
+            raise SkipImage("empty_file")
+    except FileNotFoundError:
+        raise SkipImage("missing_file") from None
+    repairs = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            if short_side and image.format == "JPEG" and image.mode == "RGB":
+                image.draft("RGB", (short_side, short_side))
+            if any(";16" in str(getattr(t, "args", "")) for t in getattr(image, "tile", [])) and image.mode == "RGB":
+                repairs.append("16bit")
+            image.load()
+    except SkipImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SkipImage("too_large") from None
+    except OSError as e:
+        raise SkipImage("truncated" if "truncated" in str(e) else "undecodable") from None
+    except Exception:  # Pillow raises many types (SyntaxError, ValueError, struct.error) on junk
+        raise SkipImage("undecodable") from None
+
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation not in (None, 1):
+        image = ImageOps.exif_transpose(image)
+        repairs.append("exif_rotated")
+    return _to_rgb(image, repairs), repairs
+
+
+def _to_rgb(image, repairs):
+    mode = image.mode
+    if mode == "P":
+        repairs.append("palette")
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode == "PA":
+        repairs.append("palette")
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in _GRAY_MODES:
+        raise SkipImage("grayscale")
+    if mode in ("RGBA", "RGBa"):
+        repairs.append("alpha")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    if mode == "CMYK":
+        repairs.append("cmyk")
+        return image.convert("RGB")
+    if mode != "RGB":
+        repairs.append("other_mode")
+        return image.convert("RGB")
+    return image
+
+
+def is_near_grayscale(image, threshold):
+    """True if an RGB image has (almost) no colour: 99th percentile of max-min channel spread."""
+    thumb = image.copy()
+    thumb.thumbnail((64, 64))
+    pixels = np.asarray(thumb, dtype=np.int16)
+    spread = pixels.max(axis=-1) - pixels.min(axis=-1)
+    return float(np.percentile(spread, 99)) < threshold
+
+
+def resize_short_side(image, short_side):
+    """Pillow resize so that min(width, height) == short_side (Lanczos, aspect kept)."""
+    width, height = image.size
+    if min(width, height) == short_side:
+        return image
+    scale = short_side / min(width, height)
+    size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
+    if width <= height:
+        size = (short_side, size[1])
+    else:
+        size = (size[0], short_side)
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def encode_image(image, config):
+    """Cleaned RGB image -> (JPEG bytes, height, width) at the configured short side."""
+    image = resize_short_side(image, config.short_side)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=config.jpeg_quality, subsampling=0 if config.jpeg_quality >= 90 else 2)
+    return buffer.getvalue(), image.height, image.width
+
+
+def prepare_example(record, loader, config):
+    """Loads, checks and encodes one record. Returns ``(example bytes, repairs)``; raises SkipImage."""
+    image, repairs = loader(record, config.short_side)
+    if min(image.size) < config.min_side:
+        raise SkipImage("too_small")
+    if is_near_grayscale(image, config.gray_threshold):
+        raise SkipImage("near_grayscale")
+    encoded, height, width = encode_image(image, config)
+    example = features.make_example(encoded, height, width, record.label, record.class_name, record.source)
+    return example.SerializeToString(), repairs
+
+
+# ---------------------------------------------------------------------------
+# Writing shards
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ShardStats:
+    """What one shard (or a whole run, after :meth:`merge`) wrote and skipped."""
+
+    written: dict = dataclasses.field(default_factory=dict)  # class name ("" = unlabelled) -> count
+    skipped: dict = dataclasses.field(default_factory=dict)  # reason -> count
+    repaired: dict = dataclasses.field(default_factory=dict)  # repair kind -> count
+    skipped_files: list = dataclasses.field(default_factory=list)  # [source, reason]
+
+    def merge(self, other):
+        for mine, theirs in ((self.written, other.written), (self.skipped, other.skipped), (self.repaired, other.repaired)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+        self.skipped_files.extend(other.skipped_files)
+        return self
+
+    @property
+    def num_written(self):
+        return sum(self.written.values())
+
+    @property
+    def num_skipped(self):
+        return sum(self.skipped.values())
+
+
+def _fingerprint(records, config, loader):
+    h = hashlib.sha1()
+    h.update(json.dumps([dataclasses.asdict(config), f"{loader.__module__}.{loader.__qualname__}"]).encode())
+    for r in records:
+        h.update(f"{r.key}\0{r.label}\0{r.class_name}\0{r.source}\n".encode())
+    return h.hexdigest()
+
+
+def _tmp_name(path):
+    """Hidden temporary name beside ``path``: globs like ``train-*`` never see it."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.tmp-{os.getpid()}")
+
+
+def _atomic_write_text(path, text):
+    tmp = _tmp_name(path)
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_shard(records, path, loader, config):
+    """Writes one shard atomically; returns its :class:`ShardStats`.
+
+    Runs in a worker process. The progress record is written (atomically)
+    before the shard is renamed, so a final shard name always has one.
+    """
+    import tensorflow as tf  # imported here: the parent may never need it
+
+    stats = ShardStats()
+    tmp = _tmp_name(path)
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                try:
+                    serialized, repairs = prepare_example(record, loader, config)
+                except SkipImage as skip:
+                    reason = skip.args[0]
+                    stats.skipped[reason] = stats.skipped.get(reason, 0) + 1
+                    stats.skipped_files.append([record.source, reason])
+                    continue
+                writer.write(serialized)
+                stats.written[record.class_name] = stats.written.get(record.class_name, 0) + 1
+                for kind in repairs:
+                    stats.repaired[kind] = stats.repaired.get(kind, 0) + 1
+        progress = {"fingerprint": _fingerprint(records, config, loader), "stats": dataclasses.asdict(stats)}
+        _atomic_write_text(_progress_path(path), json.dumps(progress))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return stats
+
+
+def _progress_path(shard_path):
+    shard_path = pathlib.Path(shard_path)
+    return shard_path.parent / PROGRESS_DIR / (shard_path.name + ".json")
+
+
+def _finished_stats(path, records, config, loader):
+    """Stats of a shard finished by an earlier run with the same inputs, else None."""
+    progress_path = _progress_path(path)
+    if not (os.path.exists(path) and progress_path.exists()):
+        return None
+    try:
+        progress = json.loads(progress_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if progress.get("fingerprint") != _fingerprint(records, config, loader):
+        return None
+    return ShardStats(**progress["stats"])
+
+
+def shard_paths(output, split, num_shards):
+    return [os.path.join(output, f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord") for i in range(num_shards)]
+
+
+def file_pattern(output, split):
+    """Glob of the shards of one split in ``output``."""
+    return os.path.join(output, f"{split}-*-of-*.tfrecord")
+
+
+def _clean_output(output, split, num_shards):
+    """Removes this split's leftovers: temporary files and shards from a different shard count."""
+    pattern = re.compile(_SHARD_RE.format(split=re.escape(split)))
+    for name in sorted(os.listdir(output)):
+        match = pattern.match(name)
+        if name.startswith(f".{split}-") and ".tfrecord.tmp-" in name:
+            os.remove(os.path.join(output, name))
+        elif match and int(match.group(2)) != num_shards:
+            logging.warning("removing %s: from an earlier run with %s shards", name, match.group(2))
+            os.remove(os.path.join(output, name))
+            progress = _progress_path(os.path.join(output, name))
+            if progress.exists():
+                progress.unlink()
+
+
+def write_shards(records, output, split, loader=load_file, config=EncodeConfig(), shard_size=1024, num_workers=1, seed=0, progress=True):
+    """Writes records into ``<output>/<split>-*-of-*.tfrecord`` shards.
+
+    Args:
+      records: list of :class:`places365.Record`.
+      output: output folder (created).
+      split: split name used in the file names.
+      loader: ``loader(record, short_side) -> (PIL RGB image, repairs)``, raising
+        :class:`SkipImage`; a module-level function (it is sent to worker processes).
+      config: :class:`EncodeConfig`.
+      shard_size: records per shard.
+      num_workers: processes; 1 writes in this process.
+      seed: shuffles records across shards (so every shard mixes all classes).
+      progress: show a tqdm progress bar.
+
+    Returns:
+      :class:`ShardStats` of the whole split (finished shards from an earlier
+      run included).
+    """
+    config.validate()
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+    os.makedirs(os.path.join(output, PROGRESS_DIR), exist_ok=True)
+    order = np.random.default_rng(seed).permutation(len(records))
+    records = [records[i] for i in order]
+    num_shards = max(1, -(-len(records) // shard_size))
+    _clean_output(output, split, num_shards)
+    paths = shard_paths(output, split, num_shards)
+    chunks = [records[i * shard_size : (i + 1) * shard_size] for i in range(num_shards)]
+
+    from tqdm import tqdm
+
+    total = ShardStats()
+    todo = []
+    for path, chunk in zip(paths, chunks):
+        done = _finished_stats(path, chunk, config, loader)
+        if done is None:
+            todo.append((path, chunk))
+        else:
+            total.merge(done)
+    bar = tqdm(total=len(records), initial=len(records) - sum(len(c) for _, c in todo), unit="img", desc=f"{split} shards", disable=not progress)
+    failures = []
+    with bar:
+        if num_workers == 1 or len(todo) <= 1:
+            for path, chunk in todo:
+                total.merge(write_shard(chunk, path, loader, config))
+                bar.update(len(chunk))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(todo)), mp_context=context) as pool:
+                futures = {pool.submit(write_shard, chunk, path, loader, config): (path, len(chunk)) for path, chunk in todo}
+                for future in concurrent.futures.as_completed(futures):
+                    path, n = futures[future]
+                    try:
+                        total.merge(future.result())
+                    except Exception as e:  # a worker bug: keep the finished shards, report at the end
+                        failures.append((path, repr(e)))
+                    bar.update(n)
+    if failures:
+        raise RuntimeError(f"{len(failures)} shard(s) failed (finished shards are kept; rerun to retry): {failures[:3]}")
+    return total
+
+
+# ---------------------------------------------------------------------------
+# The make_shards job
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MakeShardsConfig:
+    """Everything ``make_shards`` needs; the CLI fills it from flags."""
+
+    source: str
+    output: str
+    split: str = "train"
+    classes: str = ""  # class list file; required for the Places365 layouts
+    layout: str = "auto"
+    categories: str = ""  # categories_places365.txt if not inside source
+    shard_size: int = 1024
+    num_workers: int = 1
+    seed: int = 0
+    test_per_class: int = 10
+    encode: EncodeConfig = EncodeConfig()
+
+
+def format_summary(stats, class_names=None):
+    """Human-readable summary: images per class, skipped by reason, repairs."""
+    lines = [f"written: {stats.num_written} images, skipped: {stats.num_skipped}"]
+    names = list(class_names) if class_names else sorted(stats.written)
+    width = max([len(n) for n in names] + [12])
+    lines.append("images per class:")
+    for name in names:
+        lines.append(f"  {name or '(unlabelled)':<{width}}  {stats.written.get(name, 0):>8}")
+    for name in sorted(set(stats.written) - set(names)):
+        lines.append(f"  {name or '(unlabelled)':<{width}}  {stats.written[name]:>8}")
+    lines.append("skipped by reason:" + ("" if stats.skipped else " none"))
+    for reason, n in sorted(stats.skipped.items()):
+        lines.append(f"  {reason:<{width}}  {n:>8}  ({SKIP_REASONS.get(reason, '')})")
+    lines.append("repaired and written:" + ("" if stats.repaired else " none"))
+    for kind, n in sorted(stats.repaired.items()):
+        lines.append(f"  {kind:<{width}}  {n:>8}  ({REPAIRS.get(kind, '')})")
+    return "\n".join(lines)
+
+
+def make_shards(config, progress=True):
+    """Lists, splits and writes one split of a source folder; returns ``(stats, summary text)``.
+
+    All arguments are checked and all files listed before any image is read,
+    so a missing source or an unknown class name fails in seconds. The summary
+    is also written to ``<output>/summary-<split>.json``.
+    """
+    if not config.source:
+        raise ValueError("source is required (the folder of images to read)")
+    if not os.path.isdir(config.source):
+        raise ValueError(f"source={config.source!r} is not an existing folder")
+    if not config.output:
+        raise ValueError("output is required (the folder to write shards to)")
+    if os.path.abspath(config.output) == os.path.abspath(config.source):
+        raise ValueError(f"output={config.output!r} must not be the source folder")
+    config.encode.validate()
+    class_names = places365.read_class_list(config.classes) if config.classes else None
+    layout, records = places365.list_records(
+        config.source,
+        config.split,
+        layout=config.layout,
+        class_names=class_names,
+        test_per_class=config.test_per_class,
+        seed=config.seed,
+        categories_file=config.categories or None,
+    )
+    if layout == "folder":
+        if class_names:
+            logging.warning("source=%r is a plain folder: images are unlabelled (-1); --classes is ignored", config.source)
+        class_names = None
+    if not records:
+        raise ValueError(f"source={config.source!r} has no images for split={config.split!r} (layout {layout})")
+    logging.info("%s layout, %d images for split %s", layout, len(records), config.split)
+    stats = write_shards(
+        records,
+        config.output,
+        config.split,
+        config=config.encode,
+        shard_size=config.shard_size,
+        num_workers=config.num_workers,
+        seed=config.seed,
+        progress=progress,
+    )
+    summary = {
+        "split": config.split,
+        "layout": layout,
+        "source": os.path.abspath(config.source),
+        "file_pattern": file_pattern(config.output, config.split),
+        "class_names": class_names or [],
+        "config": dataclasses.asdict(config),
+        **dataclasses.asdict(stats),
+    }
+    _atomic_write_text(os.path.join(config.output, f"summary-{config.split}.json"), json.dumps(summary, indent=1))
+    return stats, format_summary(stats, class_names)

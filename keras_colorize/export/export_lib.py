@@ -1,0 +1,159 @@
+"""What the exporters do, as library functions over plain configs (the CLIs in ``export/`` only parse flags).
+
+:func:`export_saved_model` loads a trained ``.keras`` model and writes the TF
+Serving SavedModel; :func:`export_tflite` converts it to the TFLite variants,
+then measures and writes the report.
+
+Without a trained model (``model_path=""``) a preset is built with its
+initial weights and, when photos or shards are given, BatchNormalization
+statistics re-estimated on them (:mod:`keras_colorize.export.bn_statistics`);
+the report's ``notes`` say so. This is for trying the pipeline and measuring
+speed and quantization error; the colours of such a model mean nothing.
+"""
+
+import dataclasses
+import pathlib
+from typing import Optional, Sequence
+
+import numpy as np
+
+from keras_colorize.export import saved_model as saved_model_lib
+from keras_colorize.export import tflite as tflite_lib
+
+
+def load_model(model_path="", preset="paper"):
+    """``(model, description)``: a ``.keras`` file, or the preset's untrained network if no path."""
+    import keras  # noqa: PLC0415
+
+    import keras_colorize.models as models  # noqa: PLC0415 - registers the custom layers
+
+    if model_path:
+        path = pathlib.Path(model_path)
+        if not path.is_file() or path.suffix != ".keras":
+            raise ValueError(f"model must be an existing .keras file, got {model_path!r}")
+        model = keras.saving.load_model(str(path), compile=False)
+        return model, f"trained model {path}"
+    if preset not in models.preset_names():
+        raise ValueError(f"preset must be one of {models.preset_names()}, got {preset!r}")
+    keras.utils.set_random_seed(0)
+    return models.build_colorizer(models.get_preset(preset)), f"untrained '{preset}' preset (initial weights, seed 0)"
+
+
+def read_class_names(path):
+    """Class names from a class-list file (``experiments/landscape_classes.txt``), or None for ''."""
+    if not path:
+        return None
+    from keras_colorize.data import places365  # noqa: PLC0415
+
+    return tuple(places365.read_class_list(path))
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedModelExportConfig:
+    """Arguments of :func:`export_saved_model` (one field per CLI flag)."""
+
+    output: str  # <base>/<model_name>
+    version: int
+    model_path: str = ""
+    preset: str = "paper"
+    overwrite: bool = False
+    output_format: str = "jpeg"
+    jpeg_quality: int = 95
+    max_pixels: int = saved_model_lib.ServingConfig.max_pixels
+    class_names_file: str = ""
+
+
+def export_saved_model(config, model=None):
+    """Writes ``<output>/<version>/``; returns its path. ``model`` overrides model_path/preset."""
+    if model is None:
+        model, _ = load_model(config.model_path, config.preset)
+    serving = saved_model_lib.ServingConfig(
+        output_format=config.output_format,
+        jpeg_quality=config.jpeg_quality,
+        max_pixels=config.max_pixels,
+        class_names=read_class_names(config.class_names_file),
+    )
+    return saved_model_lib.export_saved_model(model, config.output, config.version, serving, config.overwrite)
+
+
+@dataclasses.dataclass(frozen=True)
+class TfliteExportConfig:
+    """Arguments of :func:`export_tflite` (one field per CLI flag)."""
+
+    output_dir: str
+    model_path: str = ""
+    preset: str = "paper"
+    variants: Sequence[str] = tflite_lib.VARIANTS
+    calibration_shards: str = ""  # glob of TFRecord shards; required for "int8"
+    calibration_steps: int = tflite_lib.DEFAULT_CALIBRATION_STEPS
+    photos_dir: str = ""  # real photos for the report's quality columns; no report without
+    num_photos: int = 32
+    report: str = ""  # JSON path; default <output_dir>/report.json
+    num_threads: int = 2
+    timed_runs: int = 20
+    overwrite: bool = False
+    name: str = "colorizer"
+
+
+@dataclasses.dataclass
+class TfliteExport:
+    paths: dict
+    folded_pairs: list
+    report: Optional[dict]
+    report_path: Optional[pathlib.Path]
+
+
+def export_tflite(config, model=None, progress=print):
+    """Converts every variant, then (with photos) measures and writes the report.
+
+    Arguments are checked before any conversion starts.
+    """
+    variants = tflite_lib.check_variants(config.variants)
+    if "int8" in variants and not config.calibration_shards:
+        raise ValueError("variants include 'int8': calibration_shards (a glob of TFRecord shards) is required")
+    if config.num_photos < 1:
+        raise ValueError(f"num_photos must be >= 1, got {config.num_photos!r}")
+    from keras_colorize.export import tflite_report  # noqa: PLC0415
+
+    photos = tflite_report.list_photos(config.photos_dir, config.num_photos) if config.photos_dir else None
+    description = "the given Keras model"
+    if model is None:
+        model, description = load_model(config.model_path, config.preset)
+    image_size, _ = saved_model_lib.model_geometry(model)
+    calibration = None
+    if config.calibration_shards:
+        calibration = tflite_lib.calibration_dataset(config.calibration_shards, image_size, config.calibration_steps)
+    l_photos = ab_photos = None
+    if photos:
+        l_photos, ab_photos = tflite_report.load_photos(photos, image_size)
+    if not config.model_path and model is not None and description.startswith("untrained"):
+        description += _quick_init(model, l_photos, calibration, progress)
+
+    converted = tflite_lib.convert_variants(
+        model, config.output_dir, variants, calibration, config.name, config.overwrite, progress)
+    report = report_path = None
+    if photos:
+        report = tflite_report.build_report(
+            model, converted.paths, l_photos, ab_photos, num_threads=config.num_threads, runs=config.timed_runs,
+            notes=f"Weights: {description}. Folded {len(converted.folded_pairs)} BatchNormalization layers.")
+        report["files"] = {v: str(p) for v, p in converted.paths.items()}
+        report_path = tflite_report.write_report(report, config.report or pathlib.Path(config.output_dir) / "report.json")
+        progress(tflite_report.format_table(report))
+        progress(f"report written to {report_path}")
+    return TfliteExport(converted.paths, converted.folded_pairs, report, report_path)
+
+
+def _quick_init(model, l_photos, calibration, progress):
+    from keras_colorize.export import bn_statistics  # noqa: PLC0415
+
+    if calibration is not None:
+        batch = np.concatenate([x["L"] for _, x in zip(range(16), calibration())])
+        source = "calibration shards"
+    elif l_photos is not None:
+        batch = l_photos[-16:]
+        source = "the report photos"
+    else:
+        return "; BatchNormalization statistics not re-estimated (no data given)"
+    count = bn_statistics.reestimate_batch_norm(model, batch)
+    progress(f"untrained model: re-estimated {count} BatchNormalization layers' statistics on {len(batch)} images")
+    return f"; BatchNormalization statistics re-estimated on {len(batch)} images of {source}"

@@ -1,0 +1,184 @@
+"""Run a TFLite colorizer with LiteRT (``ai-edge-litert``), from Python or the command line.
+
+The model file holds the network only (input ``L`` (1, S, S, 1) = L*/100,
+outputs ``ab`` and, with a class head, ``class_probabilities``). Reading the
+image, the full-resolution merge and writing are those of the colorize CLI
+(:mod:`keras_colorize.inference`, :mod:`keras_colorize.images`): L* of the
+whole image, resized to the model's size; the predicted a*b* upsampled and
+merged with the original L*; output at the input's size and bit depth.
+
+Command line::
+
+    python -m keras_colorize.export.litert_runner --model=models/tflite/colorizer_dynamic_int8.tflite \\
+        --input=scan.jpg --output=scan_color.jpg
+
+Python::
+
+    colorizer = LiteRTColorizer("colorizer_float32.tflite", num_threads=2)
+    rgb = colorizer.colorize(gray_uint8_array)              # (H, W, 3) uint8
+    probabilities = colorizer.predict(l_small)["class_probabilities"]
+
+Every variant of :mod:`keras_colorize.export.tflite` takes and returns float32
+(the full-integer one included); int8-I/O models are (de)quantized here with
+the scale and zero point stored in the file.
+"""
+
+import pathlib
+
+import numpy as np
+
+from keras_colorize import images
+from keras_colorize import inference
+
+
+def _quantize(x, detail):
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(detail["dtype"])
+
+
+def _dequantize(x, detail):
+    if np.issubdtype(x.dtype, np.floating):
+        return x
+    scale, zero_point = detail["quantization"]
+    return (x.astype(np.float32) - zero_point) * scale
+
+
+class LiteRTPredictor:
+    """``(B, S, S, 1)`` L/100 -> ``{"ab": (B, S, S, 2), "class_probabilities": (B, C)}`` with LiteRT.
+
+    Args:
+      model_path: ``.tflite`` file from :mod:`keras_colorize.export.tflite`.
+      num_threads: CPU threads for the interpreter (XNNPACK); 2 on this project's machine.
+    """
+
+    def __init__(self, model_path, num_threads=2):
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - optional at import time
+
+        path = pathlib.Path(model_path)
+        if not path.is_file():
+            raise ValueError(f"model_path {str(path)!r} is not a file")
+        if int(num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=int(num_threads))
+        except ValueError as e:
+            raise ValueError(f"model_path {str(path)!r} is not a TFLite model LiteRT can load: {e}") from e
+        signatures = self._interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(f"model_path {str(path)!r}: expected one signature, got {list(signatures)}")
+        self._runner = self._interpreter.get_signature_runner(next(iter(signatures)))
+        inputs = self._runner.get_input_details()
+        if list(inputs) != ["L"]:
+            raise ValueError(f"model_path {str(path)!r}: expected one input 'L', got {list(inputs)}")
+        self._input = inputs["L"]
+        shape = tuple(int(d) for d in self._input["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 1 or shape[1] != shape[2]:
+            raise ValueError(f"model_path {str(path)!r}: input L must be (1, S, S, 1), got {shape}")
+        self._outputs = self._runner.get_output_details()
+        self.image_size = shape[1]
+        self.batch_dim = 1
+        self.output_names = tuple(self._outputs)
+
+    def predict(self, l_input):
+        """All outputs for a batch ``(B, S, S, 1)`` (or one ``(S, S, 1)``) of L/100."""
+        l_input = np.asarray(l_input, np.float32)
+        if l_input.ndim == 3:
+            l_input = l_input[None]
+        expected = (self.image_size, self.image_size, 1)
+        if l_input.ndim != 4 or l_input.shape[1:] != expected:
+            raise ValueError(f"l_input must have shape (B, {expected[0]}, {expected[1]}, 1), got {l_input.shape}")
+        results = {name: [] for name in self._outputs}
+        for one in l_input:
+            x = one[None]
+            if self._input["dtype"] != np.float32:
+                x = _quantize(x, self._input)
+            outputs = self._runner(L=x)
+            for name, value in outputs.items():
+                results[name].append(_dequantize(value, self._outputs[name]))
+        return {name: np.concatenate(values) if values else np.zeros((0,) + tuple(self._outputs[name]["shape"][1:]),
+                                                                     np.float32)
+                for name, values in results.items()}
+
+    def __call__(self, l_input):
+        """``(B, S, S, 1)`` -> a*b* ``(B, S, S, 2)`` (the predictor interface of :mod:`keras_colorize.inference`)."""
+        return self.predict(l_input)["ab"]
+
+
+class LiteRTColorizer(inference.Colorizer):
+    """:class:`keras_colorize.inference.Colorizer` running a ``.tflite`` model with LiteRT.
+
+    Same API and same pixels as the Keras/SavedModel colorizer (full-resolution
+    merge, gray/RGBA/16-bit inputs); only the network runs in LiteRT.
+    """
+
+    def __init__(self, model_path, *, num_threads=2, batch_size=1):  # noqa: D107 - see class docstring
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self._predictor = LiteRTPredictor(model_path, num_threads)
+        self.image_size = self._predictor.image_size
+        self.batch_size = batch_size
+
+    def predict(self, l_input):
+        """All network outputs (``ab``, ``class_probabilities``) for ``(B, S, S, 1)`` L/100."""
+        return self._predictor.predict(l_input)
+
+
+def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, progress=True):
+    """Colorizes image files with a ``.tflite`` model; writes each atomically.
+
+    Args:
+      model_path: ``.tflite`` file.
+      inputs: list of image paths.
+      output: a file path (one input) or a folder (any number of inputs;
+        files keep their names and formats).
+      overwrite: replace existing outputs; never an input file.
+
+    Returns:
+      list of written paths.
+    """
+    inputs = [pathlib.Path(p) for p in inputs]
+    if not inputs:
+        raise ValueError("inputs must name at least one image file")
+    missing = [str(p) for p in inputs if not p.is_file()]
+    if missing:
+        raise ValueError(f"input files do not exist: {missing}")
+    output = pathlib.Path(output)
+    single_file = len(inputs) == 1 and images.format_for_path(output) is not None
+    targets = [output] if single_file else [output / p.name for p in inputs]
+    resolved_inputs = {p.resolve() for p in inputs}
+    for target in targets:
+        if target.resolve() in resolved_inputs:
+            raise ValueError(f"output {str(target)!r} would overwrite an input file")
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+    colorizer = LiteRTColorizer(model_path, num_threads=num_threads)
+    from tqdm import tqdm  # noqa: PLC0415
+
+    written = []
+    for source, target in tqdm(list(zip(inputs, targets)), disable=not progress, unit="image"):
+        picture = images.read_image(source)
+        (rgb, alpha), = colorizer.colorize_pictures([picture])
+        image_format = images.format_for_path(target) or picture.format
+        images.write_image(target, rgb, alpha=alpha, image_format=image_format, dpi=picture.dpi)
+        written.append(target)
+    return written
+
+
+def main(argv=None):
+    """``python -m keras_colorize.export.litert_runner --model=... --input=... --output=...``."""
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help=".tflite file from export/export_tflite.py")
+    parser.add_argument("--input", required=True, nargs="+", help="image file(s)")
+    parser.add_argument("--output", required=True, help="output file (one input) or folder")
+    parser.add_argument("--num_threads", type=int, default=2)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    for path in colorize_files(args.model, args.input, args.output, args.num_threads, args.overwrite):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

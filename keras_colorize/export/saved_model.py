@@ -1,0 +1,231 @@
+"""SavedModel export for TF Serving: self-contained signatures on encoded images and on L tensors.
+
+The exported directory is what TF Serving loads as it is
+(``<base>/<model_name>/<version>/saved_model.pb`` + ``variables/``). Nothing
+from keras_colorize is needed to load or run it: colour conversion, resizing
+and the full-resolution merge (:mod:`keras_colorize.export.image_ops`) are
+ops in the graph.
+
+Signatures (names, dtypes and shapes are an API: clients and tests use them):
+
+``serving_default`` (encoded images, what TF Serving's REST API sends as base64)
+  inputs:  ``image_bytes``       string ``(N,)``  JPEG/PNG/GIF/BMP/WebP bytes, any size up to ``max_pixels``
+  outputs: ``colorized_bytes``   string ``(N,)``  JPEG (or PNG) at each input's own resolution
+           ``class_index``       int32  ``(N,)``  predicted scene class (models with a class head)
+           ``class_probability`` float32 ``(N,)`` its softmax probability
+           ``class_name``        string ``(N,)``  its name, when class names were given
+
+  Output names ending in ``_bytes`` are base64-encoded by TF Serving's REST API.
+
+``colorize_l`` (tensors at the model's size)
+  inputs:  ``L``                   float32 ``(N, S, S, 1)``  L*/100 in [0, 1]
+  outputs: ``ab``                  float32 ``(N, S, S, 2)``  (a*b* + 128) / 255
+           ``class_probabilities`` float32 ``(N, C)``        softmax (models with a class head)
+
+Bad requests (bytes that are not an image, an empty string, an empty batch, an
+image over ``max_pixels``) fail the request with ``INVALID_ARGUMENT``; the
+server keeps running.
+
+Example:
+  >>> model = build_colorizer(get_preset("tiny"))
+  >>> path = export_saved_model(model, "models/colorizer", version=1)
+  >>> # models/colorizer/1/saved_model.pb
+"""
+
+import dataclasses
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from keras_colorize import color
+from keras_colorize.export import image_ops
+
+SERVING_SIGNATURE = "serving_default"
+TENSOR_SIGNATURE = "colorize_l"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingConfig:
+    """How the ``serving_default`` signature treats images.
+
+    Attributes:
+      output_format: ``"jpeg"`` (small responses) or ``"png"`` (lossless).
+      jpeg_quality: 1..100, used for ``"jpeg"``; 4:4:4 chroma (colour is the point).
+      max_pixels: largest accepted image (height * width); bigger ones are refused.
+      class_names: names of the model's scene classes, in class-index order;
+        adds a ``class_name`` output. Must have one name per class.
+    """
+
+    output_format: str = "jpeg"
+    jpeg_quality: int = 95
+    max_pixels: int = image_ops.DEFAULT_MAX_PIXELS
+    class_names: Optional[Sequence[str]] = None
+
+    def validate(self, num_classes):
+        image_ops.check_output_format(self.output_format, self.jpeg_quality)
+        if int(self.max_pixels) <= 0:
+            raise ValueError(f"max_pixels must be positive, got {self.max_pixels!r}")
+        if self.class_names is not None:
+            if num_classes is None:
+                raise ValueError("class_names were given but the model has no class head")
+            if len(self.class_names) != num_classes:
+                raise ValueError(
+                    f"class_names must have one name per class ({num_classes}), got {len(self.class_names)} names"
+                )
+
+
+def model_geometry(model):
+    """(image_size, num_classes or None) of a colorizer, checked against the model contract."""
+    if len(model.inputs) != 1:
+        raise ValueError(f"model must have one input (L), got {len(model.inputs)}")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(f"model input must be (batch, S, S, 1) with a fixed S, got {shape}")
+    outputs = model.output
+    if not isinstance(outputs, dict) or "ab" not in outputs:
+        raise ValueError(f"model outputs must be a dict with 'ab' (and optionally 'class'), got {type(outputs).__name__}")
+    num_classes = int(outputs["class"].shape[-1]) if "class" in outputs else None
+    return int(shape[1]), num_classes
+
+
+def _tensor_fn(model):
+    """L (N, S, S, 1) -> {'ab', 'class_probabilities'}."""
+
+    def colorize_l(L):  # noqa: N803 (the signature's input key is the paper's name)
+        outputs = model(L, training=False)
+        result = {"ab": tf.cast(outputs["ab"], tf.float32)}
+        if "class" in outputs:
+            result["class_probabilities"] = tf.cast(outputs["class"], tf.float32)
+        return result
+
+    return colorize_l
+
+
+def _image_fn(model, image_size, config):
+    """image_bytes (N,) -> colorized_bytes (N,) + class outputs."""
+    max_pixels = int(config.max_pixels)
+    names = None if config.class_names is None else tf.constant(list(config.class_names), tf.string)
+
+    def prepare(image_bytes):
+        rgb = image_ops.decode_rgb(image_bytes, max_pixels)
+        return image_ops.model_input(color.rgb_to_l(rgb), image_size)
+
+    def finish(args):
+        image_bytes, ab_target = args
+        rgb = image_ops.decode_rgb(image_bytes, max_pixels)
+        merged = image_ops.merge_full_resolution(color.rgb_to_l(rgb), ab_target)
+        return image_ops.encode(merged, config.output_format, config.jpeg_quality)
+
+    def serving_default(image_bytes):
+        not_empty = tf.debugging.assert_greater(tf.size(image_bytes), 0, message="the request has no images")
+        with tf.control_dependencies([not_empty]):
+            image_bytes = tf.identity(image_bytes)
+        inputs = tf.map_fn(
+            prepare, image_bytes, fn_output_signature=tf.TensorSpec([image_size, image_size, 1], tf.float32)
+        )
+        outputs = model(inputs, training=False)
+        ab = tf.cast(outputs["ab"], tf.float32)
+        result = {
+            "colorized_bytes": tf.map_fn(
+                finish, (image_bytes, ab), fn_output_signature=tf.TensorSpec([], tf.string)
+            )
+        }
+        if "class" in outputs:
+            probabilities = tf.cast(outputs["class"], tf.float32)
+            index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            result["class_index"] = index
+            result["class_probability"] = tf.reduce_max(probabilities, axis=-1)
+            if names is not None:
+                result["class_name"] = tf.gather(names, index)
+        return result
+
+    return serving_default
+
+
+def build_export_archive(model, config=None, batch_size=None, image_signature=True):
+    """A ``keras.export.ExportArchive`` holding the colorizer and its signatures.
+
+    Args:
+      model: colorizer following the model contract (input ``L`` (S, S, 1),
+        outputs dict with ``ab`` and optionally ``class``).
+      config: :class:`ServingConfig` for the image signature.
+      batch_size: fixed batch size of the tensor signature (``1`` for TFLite),
+        ``None`` for any.
+      image_signature: add ``serving_default`` on encoded images; without it
+        the tensor signature is the default one (what TFLite converts).
+
+    Returns:
+      The archive; ``archive.write_out(path)`` writes the SavedModel.
+    """
+    config = config or ServingConfig()
+    image_size, num_classes = model_geometry(model)
+    config.validate(num_classes)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    l_spec = tf.TensorSpec([batch_size, image_size, image_size, 1], tf.float32, name="L")
+    if image_signature:
+        archive.add_endpoint(
+            SERVING_SIGNATURE,
+            _image_fn(model, image_size, config),
+            input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+        )
+        archive.add_endpoint(TENSOR_SIGNATURE, _tensor_fn(model), input_signature=[l_spec])
+    else:
+        archive.add_endpoint(SERVING_SIGNATURE, _tensor_fn(model), input_signature=[l_spec])
+    return archive
+
+
+def _check_version(version):
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0 or str(number) != str(version).strip():
+        raise ValueError(f"version must be a non-negative integer (TF Serving's version folder), got {version!r}")
+    return number
+
+
+def export_saved_model(model, output, version, config=None, overwrite=False):
+    """Write the serving SavedModel to ``<output>/<version>/``, atomically.
+
+    The SavedModel is written into a temporary folder inside ``output`` (a name
+    TF Serving ignores, as it is not a number) and renamed into place only when
+    complete, so a watching server never sees half a model.
+
+    Args:
+      model: the colorizer (a Keras model following the model contract).
+      output: the model's base folder, ``<base>/<model_name>`` (TF Serving's
+        ``base_path``).
+      version: integer version; the folder name TF Serving loads.
+      config: :class:`ServingConfig`.
+      overwrite: replace an existing ``<output>/<version>``; without it an
+        existing version is an error.
+
+    Returns:
+      ``pathlib.Path`` of the written version folder.
+    """
+    number = _check_version(version)
+    output = pathlib.Path(output)
+    target = output / str(number)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    archive = build_export_archive(model, config)
+    output.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{number}-", dir=output))
+    try:
+        archive.write_out(str(staging / "model"), verbose=False)
+        if target.exists():
+            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{number}-", dir=output))
+            os.replace(target, retired / "model")
+            os.replace(staging / "model", target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging / "model", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,193 @@
+"""The TFLite report: per variant, file size, LiteRT latency, and quality against Keras and ground truth.
+
+For each ``.tflite`` variant, on this machine's CPU:
+
+* ``size_mb`` and ``size_vs_float32`` (the int8 files should be <= 0.30);
+* ``latency_ms``: median wall time of one 1 x S x S x 1 inference with the
+  LiteRT interpreter (``num_threads`` threads, XNNPACK), after warm-up;
+  ``latency_vs_saved_model`` divides it by the SavedModel's median on the
+  same input in the same process (the ``colorize_l`` signature, batch 1, TF's
+  default threads), the baseline the performance targets refer to. All
+  runners are timed round-robin so they see the same machine load;
+* ``ab_mae_vs_keras`` / ``ab_max_abs_vs_keras``: a*b* difference to the
+  float32 Keras model on the photos (model units, (ab + 128) / 255);
+* ``paper_mae``: the paper's average MAE against the photos' ground truth
+  (:func:`keras_colorize.metrics.paper_metrics`), and ``paper_mae_delta``, its
+  difference to the Keras model's.
+
+Photos are read with the evaluation view of the data pipeline (short side
+resized to S, center crop; :func:`keras_colorize.data.preprocess.eval_image`).
+Latencies come from this report, run by the exporter; they are measurements
+on the machine that ran it, not claims.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_colorize import metrics
+from keras_colorize.data import preprocess
+from keras_colorize.export import litert_runner
+from keras_colorize.export import saved_model as saved_model_lib
+
+
+def load_photos(paths, image_size):
+    """``(L (N, S, S, 1), ab (N, S, S, 2))`` in model units from image files."""
+    paths = [pathlib.Path(p) for p in paths]
+    if not paths:
+        raise ValueError("paths must name at least one photo")
+    l_list, ab_list = [], []
+    for path in paths:
+        image = preprocess.eval_image(tf.io.read_file(str(path)), image_size)
+        l_input, ab = preprocess.to_model_units(image)
+        l_list.append(l_input.numpy())
+        ab_list.append(ab.numpy())
+    return np.stack(l_list), np.stack(ab_list)
+
+
+def list_photos(directory, limit=None):
+    """Sorted JPEG/PNG files of a folder (the first ``limit``); ValueError if none."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"photos directory {str(directory)!r} is not a folder")
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        raise ValueError(f"photos directory {str(directory)!r} has no .jpg/.png files")
+    return files[:limit] if limit else files
+
+
+def interleaved_latency_ms(runners, runs=20, warmup=3):
+    """Median ms per runner, timing them round-robin.
+
+    Interleaving (one run of each per round) exposes every runner to the same
+    machine load, so their ratios stay meaningful on a shared CPU.
+
+    Args:
+      runners: dict name -> zero-argument callable running one inference.
+    """
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in runners}
+    for _ in range(runs):
+        for name, fn in runners.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000.0 * statistics.median(t) for name, t in times.items()}
+
+
+@dataclasses.dataclass
+class VariantRow:
+    variant: str
+    size_mb: float
+    size_vs_float32: float
+    latency_ms: float
+    latency_vs_saved_model: float
+    ab_mae_vs_keras: float
+    ab_max_abs_vs_keras: float
+    paper_mae: float
+    paper_mae_delta: float
+
+
+def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_threads=2, runs=20, notes=""):
+    """The report dict (rows per variant plus the Keras/SavedModel reference).
+
+    Args:
+      model: the float32 Keras colorizer the files were converted from.
+      paths: dict variant -> ``.tflite`` path (must include ``"float32"`` for
+        the size ratio; otherwise ratios are against the largest file).
+      l_photos, ab_photos: real photos in model units (:func:`load_photos`).
+      saved_model_dir: an exported serving SavedModel of ``model`` (version
+        folder); if None, one is written to a temporary folder.
+      num_threads: LiteRT threads.
+      runs: timed runs per latency (median reported).
+      notes: free text recorded in the report (e.g. where the weights came from).
+    """
+    l_photos = np.asarray(l_photos, np.float32)
+    ab_photos = np.asarray(ab_photos, np.float32)
+    l_one = l_photos[:1]
+    keras_ab = np.concatenate([np.asarray(model(l_photos[i:i + 8], training=False)["ab"]) for i in range(0, len(l_photos), 8)])
+    keras_mae = float(np.mean(metrics.paper_metrics(l_photos, ab_photos, keras_ab)["mae"]))
+
+    sizes = {v: pathlib.Path(p).stat().st_size for v, p in paths.items()}
+    reference_size = sizes.get("float32", max(sizes.values()))
+    predictors = {v: litert_runner.LiteRTPredictor(p, num_threads) for v, p in paths.items()}
+    with tempfile.TemporaryDirectory(prefix="kc-report-") as tmp:
+        if saved_model_dir is None:
+            saved_model_dir = saved_model_lib.export_saved_model(model, pathlib.Path(tmp) / "colorizer", 1)
+        serving_fn = tf.saved_model.load(str(saved_model_dir)).signatures[saved_model_lib.TENSOR_SIGNATURE]
+        l_one_tensor = tf.constant(l_one)
+        runners = {"saved_model": lambda: serving_fn(L=l_one_tensor)["ab"].numpy()}
+        for variant, predictor in predictors.items():
+            runners[variant] = lambda predictor=predictor: predictor.predict(l_one)
+        latencies = interleaved_latency_ms(runners, runs)
+    saved_model_ms = latencies["saved_model"]
+
+    rows = []
+    for variant, predictor in predictors.items():
+        ab = predictor.predict(l_photos)["ab"]
+        diff = np.abs(ab - keras_ab)
+        mae = float(np.mean(metrics.paper_metrics(l_photos, ab_photos, ab)["mae"]))
+        rows.append(VariantRow(
+            variant=variant,
+            size_mb=sizes[variant] / 1e6,
+            size_vs_float32=sizes[variant] / reference_size,
+            latency_ms=latencies[variant],
+            latency_vs_saved_model=latencies[variant] / saved_model_ms,
+            ab_mae_vs_keras=float(diff.mean()),
+            ab_max_abs_vs_keras=float(diff.max()),
+            paper_mae=mae,
+            paper_mae_delta=mae - keras_mae,
+        ))
+    image_size = int(l_photos.shape[1])
+    return {
+        "image_size": image_size,
+        "num_photos": int(len(l_photos)),
+        "num_threads": num_threads,
+        "timed_runs": runs,
+        "keras_paper_mae": keras_mae,
+        "saved_model_latency_ms": saved_model_ms,
+        "notes": notes,
+        "variants": [dataclasses.asdict(r) for r in rows],
+    }
+
+
+def format_table(report):
+    """The report as a Markdown table."""
+    lines = [
+        f"TFLite report: {report['image_size']} px, {report['num_photos']} photos, LiteRT {report['num_threads']} threads, "
+        f"median of {report['timed_runs']} runs",
+        f"SavedModel (colorize_l, batch 1): {report['saved_model_latency_ms']:.1f} ms; "
+        f"Keras float32 paper MAE {report['keras_paper_mae']:.5f}",
+        "",
+        "| variant | size MB | size / f32 | latency ms | / SavedModel | a*b* MAE vs Keras | max abs vs Keras | paper MAE | delta |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["variants"]:
+        lines.append(
+            f"| {r['variant']} | {r['size_mb']:.1f} | {r['size_vs_float32']:.3f} | {r['latency_ms']:.1f} | "
+            f"{r['latency_vs_saved_model']:.2f}x | {r['ab_mae_vs_keras']:.2e} | {r['ab_max_abs_vs_keras']:.2e} | "
+            f"{r['paper_mae']:.5f} | {r['paper_mae_delta']:+.5f} |"
+        )
+    if report.get("notes"):
+        lines += ["", report["notes"]]
+    return "\n".join(lines)
+
+
+def write_report(report, path):
+    """Writes the report as JSON (atomically)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+    return path

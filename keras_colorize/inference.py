@@ -1,0 +1,380 @@
+"""Colorize photographs at full resolution with a trained model: the Python API.
+
+The network sees a fixed square input (256 px in the paper). Like Zhang et al.
+(2016) and DeOldify, :class:`Colorizer` therefore
+
+1. computes CIE L* of the whole image at its own resolution,
+2. resizes L* (antialiased) to the model's input size and predicts a*b*,
+3. upsamples the predicted a*b* bilinearly to the original size and merges it
+   with the original full-resolution L*,
+
+so the output has exactly the input's size, and all its detail comes from the
+input. Colours that fall outside sRGB are desaturated towards the gray of the
+same luminance instead of being clipped channel by channel, so the output's
+L* equals the input's (up to 8-bit rounding) even where the model asks for an
+impossible colour.
+
+The full-resolution steps run as one XLA-compiled kernel over fixed-size
+chunks of pixels (compiled once per model input size, whatever the image
+size), so a 12-megapixel photo costs a fraction of a second and its memory is
+a few copies of the image.
+
+Example::
+
+    from keras_colorize import Colorizer
+    colorizer = Colorizer.from_path("runs/demo/model.keras")
+    colorized = colorizer.colorize(PIL.Image.open("scan.jpg"))   # PIL in, PIL out
+    arrays = colorizer.colorize_batch([gray_uint8_array, rgba_uint16_array])
+"""
+
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from keras_colorize import color
+from keras_colorize import images
+
+# Pixels per full-resolution kernel call. Fixed sizes keep XLA from recompiling
+# for every image size; small images use the smaller chunk.
+_CHUNKS = (1 << 16, 1 << 20)
+_LUMINANCE = tf.constant(color.XYZ_FROM_RGB[1], tf.float32)  # linear RGB -> Y; sums to 1
+
+
+# ----------------------------------------------------------------------------
+# Full-resolution kernels
+# ----------------------------------------------------------------------------
+
+
+def fit_to_gamut(linear_rgb):
+    """Brings linear RGB into [0, 1] by mixing with the gray of equal luminance.
+
+    Luminance ``Y`` is linear in linear RGB and the gray ``(Y, Y, Y)`` has the
+    same ``Y``, so every mix keeps ``Y`` (hence L*) and the hue; the largest
+    mix factor ``t <= 1`` that keeps all three channels in [0, 1] is taken per
+    pixel. In-gamut colours are unchanged.
+    """
+    y = tf.clip_by_value(tf.tensordot(linear_rgb, _LUMINANCE, axes=[[-1], [0]])[..., None], 0.0, 1.0)
+    d = linear_rgb - y
+    safe = tf.where(tf.abs(d) > 1e-12, d, tf.ones_like(d))
+    limit = tf.where(linear_rgb > 1.0, (1.0 - y) / safe, tf.where(linear_rgb < 0.0, -y / safe, tf.ones_like(d)))
+    t = tf.clip_by_value(tf.reduce_min(limit, axis=-1, keepdims=True), 0.0, 1.0)
+    return tf.clip_by_value(y + t * d, 0.0, 1.0)
+
+
+def _bilinear_gather(ab_small, index, height, width):
+    """a*b* (model units) at flat output pixels ``index`` of a ``height x width`` image.
+
+    Bilinear with half-pixel centres, the convention of ``tf.image.resize``.
+    """
+    in_h = tf.shape(ab_small)[0]
+    in_w = tf.shape(ab_small)[1]
+    y = tf.cast(index // width, tf.float32)
+    x = tf.cast(index % width, tf.float32)
+    sy = tf.clip_by_value((y + 0.5) * (tf.cast(in_h, tf.float32) / tf.cast(height, tf.float32)) - 0.5,
+                          0.0, tf.cast(in_h - 1, tf.float32))
+    sx = tf.clip_by_value((x + 0.5) * (tf.cast(in_w, tf.float32) / tf.cast(width, tf.float32)) - 0.5,
+                          0.0, tf.cast(in_w - 1, tf.float32))
+    y0 = tf.cast(tf.floor(sy), tf.int32)
+    x0 = tf.cast(tf.floor(sx), tf.int32)
+    y1 = tf.minimum(y0 + 1, in_h - 1)
+    x1 = tf.minimum(x0 + 1, in_w - 1)
+    wy = (sy - tf.cast(y0, tf.float32))[:, None]
+    wx = (sx - tf.cast(x0, tf.float32))[:, None]
+    flat = tf.reshape(ab_small, [-1, 2])
+    top = (1.0 - wx) * tf.gather(flat, y0 * in_w + x0) + wx * tf.gather(flat, y0 * in_w + x1)
+    bottom = (1.0 - wx) * tf.gather(flat, y1 * in_w + x0) + wx * tf.gather(flat, y1 * in_w + x1)
+    return (1.0 - wy) * top + wy * bottom
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _merge_chunk(lightness, start, height, width, ab_small, out_max):
+    index = start + tf.range(tf.shape(lightness)[0])
+    ab = color.target_to_ab(_bilinear_gather(ab_small, index, height, width))
+    linear = fit_to_gamut(color.lab_to_linear_rgb(tf.concat([lightness[:, None], ab], axis=-1)))
+    return tf.round(color.linear_to_srgb(linear) * out_max)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _lightness_chunk(rgb):
+    return color.rgb_to_l(rgb)[:, 0]
+
+
+def _chunked(flat, fn, out_dtype, out_shape_tail=()):
+    """Applies ``fn(chunk, start)`` over fixed-size chunks of the first axis."""
+    n = flat.shape[0]
+    out = np.empty((n,) + out_shape_tail, out_dtype)
+    start = 0
+    while start < n:
+        size = next((c for c in _CHUNKS if c >= n - start), _CHUNKS[-1])
+        piece = flat[start:start + size]
+        valid = piece.shape[0]
+        if valid < size:
+            pad = np.zeros((size - valid,) + piece.shape[1:], piece.dtype)
+            piece = np.concatenate([piece, pad])
+        out[start:start + valid] = fn(piece, start).numpy()[:valid]
+        start += valid
+    return out
+
+
+_GRAY_LUTS = {}
+
+
+def _gray_lut(dtype):
+    if dtype not in _GRAY_LUTS:
+        top = np.iinfo(dtype).max
+        ramp = np.arange(top + 1, dtype=np.float32) / top
+        _GRAY_LUTS[dtype] = color.rgb_to_l(np.repeat(ramp[:, None], 3, axis=1)).numpy()[:, 0]
+    return _GRAY_LUTS[dtype]
+
+
+def _channels_equal(pixels):
+    """True for RGB that is really gray (common for scans), checked a band at a time."""
+    for top in range(0, pixels.shape[0], 256):
+        band = pixels[top:top + 256]
+        if not (np.array_equal(band[..., 0], band[..., 1]) and np.array_equal(band[..., 0], band[..., 2])):
+            return False
+    return True
+
+
+def lightness(pixels):
+    """CIE L* in [0, 100], float32 ``(H, W)``, of ``(H, W, 1|3)`` uint8/uint16 sRGB pixels."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim != 3 or pixels.shape[-1] not in (1, 3):
+        raise ValueError(f"pixels must be (H, W, 1|3) uint8 or uint16, got shape {pixels.shape} dtype {pixels.dtype}")
+    height, width, channels = pixels.shape
+    if channels == 1 or _channels_equal(pixels):  # gray: L* is a function of the code value
+        return _gray_lut(pixels.dtype)[pixels[..., 0]]
+    flat = pixels.reshape(-1, 3)
+    return _chunked(flat, lambda piece, _: _lightness_chunk(piece), np.float32).reshape(height, width)
+
+
+def model_input(l_full, image_size):
+    """Full-resolution L* ``(H, W)`` -> model input ``(S, S, 1)`` = L/100, antialiased resize."""
+    small = Image.fromarray(np.ascontiguousarray(l_full, dtype=np.float32), "F").resize(
+        (image_size, image_size), Image.BILINEAR)
+    return (np.asarray(small, dtype=np.float32) / 100.0)[..., None]
+
+
+def merge(l_full, ab_small, out_dtype=np.uint8):
+    """Full-resolution L* ``(H, W)`` + predicted ``(h, w, 2)`` a*b* target -> sRGB ``(H, W, 3)``.
+
+    Args:
+      l_full: float32 L* in [0, 100] at the output size.
+      ab_small: the model's a*b* output, ``(ab + 128) / 255``, any size.
+      out_dtype: ``np.uint8`` or ``np.uint16``.
+    """
+    height, width = l_full.shape
+    out_max = float(np.iinfo(out_dtype).max)
+    ab_small = tf.constant(np.asarray(ab_small, np.float32))
+    h_t, w_t = tf.constant(height, tf.int32), tf.constant(width, tf.int32)
+    flat = np.ascontiguousarray(l_full, dtype=np.float32).reshape(-1)
+    out = _chunked(flat, lambda piece, start: _merge_chunk(piece, tf.constant(start, tf.int32), h_t, w_t,
+                                                          ab_small, out_max), out_dtype, (3,))
+    return out.reshape(height, width, 3)
+
+
+# ----------------------------------------------------------------------------
+# Model wrappers
+# ----------------------------------------------------------------------------
+
+
+class _KerasPredictor:
+    def __init__(self, model):
+        shape = model.inputs[0].shape
+        if len(shape) != 4 or shape[-1] != 1 or shape[1] is None or shape[1] != shape[2]:
+            raise ValueError(f"model must take a square (S, S, 1) L input, got input shape {shape}")
+        self.image_size = int(shape[1])
+        self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, self.image_size, self.image_size, 1], tf.float32)])
+        def predict(l_input):
+            outputs = model(l_input, training=False)
+            return outputs["ab"] if isinstance(outputs, dict) else outputs
+
+        self._predict = predict
+        self.batch_dim = None
+
+    def __call__(self, l_input):
+        return self._predict(tf.constant(l_input, tf.float32)).numpy()
+
+
+class _SavedModelPredictor:
+    """Calls the SavedModel signature that takes a float (B, S, S, 1) L tensor."""
+
+    def __init__(self, path):
+        self._loaded = tf.saved_model.load(str(path))
+        names = sorted(self._loaded.signatures, key=lambda k: (k != "serving_default", k))
+        for key in names:
+            fn = self._loaded.signatures[key]
+            specs = fn.structured_input_signature[1]
+            floats = {k: s for k, s in specs.items() if s.dtype.is_floating and s.shape.rank == 4 and s.shape[-1] == 1}
+            if len(specs) == 1 and len(floats) == 1:
+                (self._arg, spec), = floats.items()
+                if spec.shape[1] is None or spec.shape[1] != spec.shape[2]:
+                    continue
+                self._fn, self.signature = fn, key
+                self.image_size = int(spec.shape[1])
+                self.batch_dim = spec.shape[0]
+                self._dtype = spec.dtype
+                return
+        raise ValueError(f"model path {str(path)!r}: SavedModel has no signature taking one float (B, S, S, 1) "
+                         f"L tensor; signatures: {list(self._loaded.signatures)}")
+
+    def __call__(self, l_input):
+        if self.batch_dim is not None and l_input.shape[0] != self.batch_dim:
+            parts = []
+            for i in range(0, l_input.shape[0], self.batch_dim):
+                piece = l_input[i:i + self.batch_dim]
+                pad = self.batch_dim - piece.shape[0]
+                if pad:
+                    piece = np.concatenate([piece, np.repeat(piece[-1:], pad, axis=0)])
+                parts.append(self._call(piece)[:self.batch_dim - pad])
+            return np.concatenate(parts)
+        return self._call(l_input)
+
+    def _call(self, l_input):
+        outputs = self._fn(**{self._arg: tf.constant(l_input, self._dtype)})
+        if "ab" in outputs:
+            return outputs["ab"].numpy().astype(np.float32)
+        two = [v for v in outputs.values() if v.shape.rank == 4 and v.shape[-1] == 2]
+        if len(two) != 1:
+            raise ValueError(f"SavedModel signature {self.signature!r} has no 'ab' output; outputs: {list(outputs)}")
+        return two[0].numpy().astype(np.float32)
+
+
+def load_predictor(model):
+    """A callable ``(B, S, S, 1) L/100 -> (B, S, S, 2) ab target`` with ``.image_size``.
+
+    Args:
+      model: a ``keras.Model`` (e.g. from ``build_colorizer``), a path to a
+        ``.keras`` file, or a path to a SavedModel directory.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        path = pathlib.Path(model)
+        if not path.exists():
+            raise ValueError(f"model path {str(path)!r} does not exist")
+        if path.is_dir():
+            if not (path / "saved_model.pb").exists():
+                raise ValueError(f"model path {str(path)!r} is a folder without saved_model.pb (not a SavedModel)")
+            return _SavedModelPredictor(path)
+        if path.suffix not in (".keras", ".h5"):
+            raise ValueError(f"model path {str(path)!r} must be a .keras file or a SavedModel folder")
+        import keras  # noqa: PLC0415
+
+        import keras_colorize.models  # noqa: F401,PLC0415 - registers the custom layers
+
+        try:
+            loaded = keras.saving.load_model(str(path), compile=False)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"model path {str(path)!r} cannot be loaded as a Keras model: {e}") from e
+        return _KerasPredictor(loaded)
+    if hasattr(model, "inputs") and callable(model):
+        return _KerasPredictor(model)
+    raise ValueError(f"model must be a keras.Model or a path, got {type(model).__name__}")
+
+
+# ----------------------------------------------------------------------------
+# The public API
+# ----------------------------------------------------------------------------
+
+
+class Colorizer:
+    """Full-resolution colorization of photographs with a trained model.
+
+    Args:
+      model: a ``keras.Model`` (``build_colorizer(...)``), a ``.keras`` path or
+        a SavedModel folder (see :func:`load_predictor`).
+      batch_size: images per network call in :meth:`colorize_batch`.
+
+    Gray, RGB (re-colorized from its own L*), RGBA (alpha kept), 8- and 16-bit
+    inputs are accepted; the output has the input's size.
+
+    Example::
+
+        colorizer = Colorizer.from_path("model.keras")
+        out = colorizer.colorize(np.asarray(PIL.Image.open("scan.png")))  # (H, W, 3) uint8
+    """
+
+    def __init__(self, model, *, batch_size=8):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self._predictor = load_predictor(model)
+        self.image_size = self._predictor.image_size
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_path(cls, path, **kwargs):
+        """Loads a ``.keras`` file or a SavedModel folder."""
+        return cls(path, **kwargs)
+
+    # -- low level, shared with evaluation and film --------------------------
+
+    def predict_ab(self, l_small):
+        """``(B, S, S, 1)`` L/100 at the model size -> ``(B, S, S, 2)`` a*b* target units."""
+        l_small = np.asarray(l_small, np.float32)
+        if l_small.ndim != 4 or l_small.shape[1:] != (self.image_size, self.image_size, 1):
+            raise ValueError(f"l_small must have shape (B, {self.image_size}, {self.image_size}, 1), "
+                             f"got {l_small.shape}")
+        outs = [self._predictor(l_small[i:i + self.batch_size]) for i in range(0, len(l_small), self.batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0, self.image_size, self.image_size, 2), np.float32)
+
+    def colorize_pictures(self, pictures):
+        """Colorizes :class:`keras_colorize.images.Picture` objects.
+
+        Returns:
+          list of ``(rgb, alpha)``: rgb ``(H, W, 3)`` in the picture's bit depth
+          (uint8 or uint16), alpha as given (or None).
+        """
+        results = []
+        for i in range(0, len(pictures), self.batch_size):
+            chunk = pictures[i:i + self.batch_size]
+            l_full = [lightness(p.pixels) for p in chunk]
+            ab = self.predict_ab(np.stack([model_input(l, self.image_size) for l in l_full]))
+            for picture, l, ab_i in zip(chunk, l_full, ab):
+                results.append((merge(l, ab_i, picture.pixels.dtype.type), picture.alpha))
+        return results
+
+    # -- convenience ---------------------------------------------------------
+
+    def colorize(self, image):
+        """Colorizes one image at full resolution.
+
+        Args:
+          image: ``PIL.Image`` (returns a ``PIL.Image``, RGB or RGBA), a NumPy
+            array ``(H, W)`` / ``(H, W, 1|2|3|4)`` uint8, uint16 or float in
+            [0, 1] (returns the same dtype, 3 or 4 channels), or a file path
+            (returns a ``PIL.Image``).
+        """
+        return self.colorize_batch([image])[0]
+
+    def colorize_batch(self, images_in):
+        """Colorizes a list of images (types as in :meth:`colorize`), batching the network calls."""
+        pictures, kinds = [], []
+        for image in images_in:
+            if isinstance(image, Image.Image):
+                image.load()
+                pictures.append(images.from_pil(image))
+                kinds.append("pil")
+            elif isinstance(image, (str, os.PathLike)):
+                pictures.append(images.read_image(image))
+                kinds.append("pil")
+            else:
+                array = np.asarray(image)
+                pictures.append(images.from_array(array))
+                kinds.append(array.dtype)
+        outputs = []
+        for (rgb, alpha), kind in zip(self.colorize_pictures(pictures), kinds):
+            if alpha is not None:
+                rgb = np.concatenate([rgb, alpha.astype(rgb.dtype)[..., None]], axis=-1)
+            if kind == "pil":
+                if rgb.dtype == np.uint16:
+                    rgb = images._to_uint8(rgb)  # noqa: SLF001 - PIL has no 48-bit RGB mode
+                outputs.append(Image.fromarray(rgb, "RGBA" if rgb.shape[-1] == 4 else "RGB"))
+            elif np.issubdtype(kind, np.floating):
+                outputs.append((rgb.astype(np.float32) / 65535.0).astype(kind))
+            else:
+                outputs.append(rgb)
+        return outputs

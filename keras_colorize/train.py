@@ -1,0 +1,41 @@
+r"""Trains the colorizer: ``python -m keras_colorize.train --flagfile=experiments/p3.flags``.
+
+Thin binary: parses the flags of :mod:`keras_colorize.flags` into a
+:class:`keras_colorize.train_lib.TrainConfig` and calls
+:func:`keras_colorize.train_lib.train`. Rerunning the same command resumes
+from the work directory's last checkpoint. Examples::
+
+    python -m keras_colorize.train --flagfile=experiments/demo.flags   # CPU demo, ~5 min
+    python -m keras_colorize.train --flagfile=experiments/p3.flags \
+        --train_data=/data/places365/train-*-of-*.tfrecord --val_data=/data/places365/val-*-of-*.tfrecord
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=wrong-import-position
+from absl import logging  # pylint: disable=wrong-import-position
+
+from keras_colorize import flags as kc_flags  # pylint: disable=wrong-import-position
+from keras_colorize import train_lib  # pylint: disable=wrong-import-position
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = kc_flags.train_config()
+        train_lib.train(config)
+    except train_lib.ConfigError as e:
+        logging.error("%s", e)
+        raise app.UsageError(str(e), exitcode=2) from None
+
+
+def run():
+    """Console-script entry point (``kc-train``)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,636 @@
+"""Training library: a typed :class:`TrainConfig` and :func:`train`.
+
+``python -m keras_colorize.train`` turns flags into a :class:`TrainConfig`
+and calls :func:`train`; tests call :func:`train` directly. Read top to bottom:
+
+1. Configuration: :class:`TrainConfig`, checked when constructed (no TF work).
+2. Preflight: distribution strategy, data (shards exist, class labels fit the
+   model, enough examples), work directory (a rerun must match the run that
+   made it). Every problem raises :class:`ConfigError` before any training.
+3. Model, optimizer, losses, built in the strategy's scope under the dtype
+   policy; datasets distributed by the strategy with the global batch size.
+4. ``model.fit`` with the callbacks of :mod:`keras_colorize.callbacks`,
+   resuming from the last checkpoint at its exact step.
+5. Final evaluation of ``best.keras`` against the "predict gray" baseline on
+   the validation set, ``final.keras`` and ``summary.json``.
+
+Work directory::
+
+    flags.txt            the resolved flags (a flagfile that reproduces the run)
+    config.json          the same as JSON, checked when the directory is reused
+    checkpoints/         ckpt-<step>: weights + optimizer state + step (resume)
+    best.keras, best.json  best model by validation MAE, and its epoch and value
+    final.keras          the model after the last step
+    logs/train, logs/validation   TensorBoard
+    summary.json         final metrics, gray baseline, timings
+
+Reference: Zayd, Yudistira and Wihandika, "Image Colorization using U-Net with
+Skip Connections and Fusion Layer on Landscape Images", Section 4.1 (training
+configurations P1-P4) and Table 2 (metrics).
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+from absl import logging
+
+MODEL_PRESETS = ("paper", "tiny")
+OPTIMIZERS = ("adam", "adamw", "adadelta", "sgd", "rmsprop")
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+#: Fields a rerun in an existing work directory must share with the run that made it:
+#: they fix the architecture, the optimizer's state layout and the step <-> epoch mapping.
+RESUME_FIELDS = (
+    "model_preset", "image_size", "num_classes", "width", "fusion", "optimizer", "precision",
+    "batch_size", "steps_per_epoch",
+)
+
+
+class ConfigError(ValueError):
+    """A bad flag, bad data or an unusable work directory, found before training."""
+
+
+# ---------------------------------------------------------------------------
+# 1. Configuration
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; field names are the flag names.
+
+    See :mod:`keras_colorize.flags` for the meaning of every field. ``None``
+    model fields take the preset's value when the config is built, so a config
+    always holds the resolved architecture.
+
+    Example:
+      >>> config = TrainConfig(work_dir="runs/tiny", demo_data_dir="runs/demo_data",
+      ...                      model_preset="tiny", num_classes=5, batch_size=8,
+      ...                      epochs=2, steps_per_epoch=10, precision="float32")
+      >>> summary = train(config)
+    """
+
+    work_dir: str = ""
+    # Data
+    train_data: str = ""
+    val_data: str = ""
+    demo_data_dir: str = ""
+    # Model
+    model_preset: str = "paper"
+    image_size: Optional[int] = None
+    num_classes: Optional[int] = None
+    width: Optional[float] = None
+    fusion: bool = True
+    encoder_weights: str = ""
+    # Loss and optimization
+    class_loss_weight: float = 1.0
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    batch_size: int = 16
+    epochs: int = 10
+    steps_per_epoch: int = 0
+    val_steps: int = 0
+    val_batch_size: int = 0
+    seed: int = 0
+    # Hardware and speed
+    precision: str = "float32"
+    strategy: str = "default"
+    tpu: str = ""
+    num_cpu_devices: int = 0
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    # Work directory, checkpoints, logs
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 3
+    log_every_steps: int = 50
+    grid_images: int = 8
+
+    def __post_init__(self):
+        def fail(name, why):
+            raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
+
+        def choice(name, allowed):
+            if getattr(self, name) not in allowed:
+                fail(name, f"unknown value, expected one of {', '.join(allowed)}")
+
+        if not self.work_dir:
+            fail("work_dir", "required (the run directory for checkpoints, logs and the model)")
+        if not (self.train_data and self.val_data) and not self.demo_data_dir:
+            raise ConfigError(
+                f"train_data={self.train_data!r}, val_data={self.val_data!r}: both are required "
+                "unless demo_data_dir is set")
+        choice("model_preset", MODEL_PRESETS)
+        choice("optimizer", OPTIMIZERS)
+        choice("lr_schedule", LR_SCHEDULES)
+        choice("precision", PRECISIONS)
+        choice("strategy", STRATEGIES)
+        for name in ("batch_size", "epochs", "steps_per_execution", "log_every_steps", "keep_checkpoints"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                fail(name, "must be an integer >= 1")
+        for name in ("steps_per_epoch", "val_steps", "val_batch_size", "warmup_steps", "num_cpu_devices",
+                     "checkpoint_every_steps", "grid_images"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                fail(name, "must be an integer >= 0")
+        if not self.learning_rate > 0:
+            fail("learning_rate", "must be > 0")
+        if not self.class_loss_weight >= 0:
+            fail("class_loss_weight", "must be >= 0")
+        if self.strategy == "mirrored" and self.num_cpu_devices == 1:
+            fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
+        if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):
+            fail("encoder_weights", "expected a .weights.h5 file written by keras_colorize.tools.port_resnet34")
+        # Resolve the preset now: the config then holds the architecture that is trained.
+        from keras_colorize.models import get_preset  # pylint: disable=import-outside-toplevel
+
+        preset = get_preset(self.model_preset)
+        for name in ("image_size", "num_classes", "width"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, getattr(preset, name))
+        try:
+            self.model_config()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def model_config(self):
+        """The :class:`keras_colorize.models.ModelConfig` this run trains."""
+        from keras_colorize.models import get_preset  # pylint: disable=import-outside-toplevel
+
+        return get_preset(self.model_preset, image_size=self.image_size, num_classes=self.num_classes,
+                          width=float(self.width), fusion=self.fusion)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_flags(self):
+        """The config as flagfile text (``--name=value`` lines)."""
+        lines = []
+        for name, value in self.to_dict().items():
+            if isinstance(value, bool):
+                lines.append(f"--{name}" if value else f"--no{name}")
+            elif value is not None:
+                lines.append(f"--{name}={value}")
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# 2. Preflight: strategy, data, work directory
+# ---------------------------------------------------------------------------
+
+
+def make_strategy(config):
+    """The ``tf.distribute`` strategy of ``config.strategy``.
+
+    Must run before any other TensorFlow op (multi-worker collectives and
+    logical CPU devices are configured when the runtime starts).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    if config.num_cpu_devices:
+        _split_cpu(config.num_cpu_devices)
+    if config.strategy == "default":
+        return tf.distribute.get_strategy()
+    if config.strategy == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if config.strategy == "multi_worker":
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=config.tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _split_cpu(count):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as e:
+        raise ConfigError(
+            f"num_cpu_devices={count}: the TensorFlow runtime is already initialized, so the CPU can no "
+            "longer be split; set it in a fresh process") from e
+
+
+def _check_tf_config():
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError("strategy='multi_worker' needs the TF_CONFIG environment variable "
+                          '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                          '"task": {"type": "worker", "index": 0}})')
+    try:
+        tf_config = json.loads(raw)
+        tf_config["cluster"]["worker"], tf_config["task"]["type"], tf_config["task"]["index"]  # pylint: disable=pointless-statement
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"TF_CONFIG={raw!r} is not a valid cluster spec ({e!r})") from None
+
+
+def is_chief(strategy):
+    """True on the worker that writes files (always, except non-chief multi-worker tasks)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    if resolver.task_type == "chief":
+        return True
+    cluster = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """The shards a run reads, and what was learned about them."""
+
+    train_files: tuple
+    val_files: tuple
+    train_examples: int
+    val_examples: int
+    max_label: int  # -1 if no example has a class label
+
+
+def _match(name, pattern):
+    files = sorted(glob.glob(os.path.expanduser(pattern)))
+    if not files:
+        raise ConfigError(f"{name}={pattern!r} matches no files (expected TFRecord shards from make_shards)")
+    return tuple(files)
+
+
+def _shard_stats_from_summary(files):
+    """(examples, max label) from the ``summary-<split>.json`` make_shards writes, or None."""
+    covered, examples, max_label = set(), 0, -1
+    for summary_path in sorted({p for f in files for p in glob.glob(os.path.join(os.path.dirname(f), "summary-*.json"))}):
+        try:
+            with open(summary_path) as f:
+                summary = json.load(f)
+            matched = set(glob.glob(summary["file_pattern"])) & set(files)
+            written = summary["written"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not matched:
+            continue
+        covered |= matched
+        examples += sum(written.values())
+        names = summary.get("class_names") or []
+        if any(name for name, count in written.items() if name and count):
+            max_label = max(max_label, len(names) - 1)
+    return (examples, max_label) if covered == set(files) else None
+
+
+def _scan_shards(files):
+    """(examples, max label) by reading every record's label."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from keras_colorize.data import features  # pylint: disable=import-outside-toplevel
+
+    size_gb = sum(os.path.getsize(f) for f in files) / 1e9
+    if size_gb > 1:
+        logging.info("scanning %.1f GB of shards for the example count and labels", size_gb)
+    spec = {features.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=features.NO_LABEL)}
+    labels = (tf.data.TFRecordDataset(list(files), num_parallel_reads=tf.data.AUTOTUNE)
+              .batch(1024).map(lambda s: tf.io.parse_example(s, spec)[features.LABEL]))
+    examples, max_label = 0, -1
+    for batch in labels:
+        examples += int(batch.shape[0])
+        max_label = max(max_label, int(tf.reduce_max(batch)))
+    return examples, max_label
+
+
+def _shard_stats(files):
+    return _shard_stats_from_summary(files) or _scan_shards(files)
+
+
+def resolve_data(config):
+    """Checks the data of ``config`` (building the demo shards if asked) -> :class:`DataSpec`."""
+    train_pattern, val_pattern = config.train_data, config.val_data
+    if config.demo_data_dir and not (train_pattern and val_pattern):
+        from keras_colorize.data import demo  # pylint: disable=import-outside-toplevel
+
+        start = time.time()
+        patterns = demo.ensure_demo_shards(os.path.expanduser(config.demo_data_dir))
+        logging.info("demo shards ready in %s (%.1f s)", config.demo_data_dir, time.time() - start)
+        train_pattern = train_pattern or patterns["train"]
+        val_pattern = val_pattern or patterns["val"]
+    train_files = _match("train_data", train_pattern)
+    val_files = _match("val_data", val_pattern)
+    train_examples, train_max = _shard_stats(train_files)
+    val_examples, val_max = _shard_stats(val_files)
+    max_label = max(train_max, val_max)
+    if config.fusion and max_label >= config.num_classes:
+        raise ConfigError(
+            f"num_classes={config.num_classes}: the data has class labels up to {max_label} "
+            f"({max_label + 1} classes), more than the model's class head; set --num_classes={max_label + 1} "
+            "or more")
+    if config.fusion and max_label < 0 and config.class_loss_weight > 0:
+        logging.warning("no example has a class label: the class loss is 0 throughout")
+    if config.steps_per_epoch == 0 and train_examples < config.batch_size:
+        raise ConfigError(
+            f"batch_size={config.batch_size}: the training data has only {train_examples} examples, fewer "
+            "than one batch")
+    if val_examples == 0:
+        raise ConfigError(f"val_data={val_pattern!r}: the validation shards hold no examples")
+    return DataSpec(train_files, val_files, train_examples, val_examples, max_label)
+
+
+def check_work_dir(config):
+    """Raises :class:`ConfigError` if ``config.work_dir`` holds an incompatible run; returns whether it holds one."""
+    config_path = os.path.join(config.work_dir, "config.json")
+    if not os.path.isdir(config.work_dir) or not os.listdir(config.work_dir):
+        return False
+    if not os.path.exists(config_path):
+        raise ConfigError(
+            f"work_dir={config.work_dir!r} exists and is not empty, but holds no config.json of a keras_colorize "
+            "training run; use a new or empty directory")
+    with open(config_path) as f:
+        previous = json.load(f)
+    current = config.to_dict()
+    changed = [f"{name}={previous.get(name)!r} there, {current[name]!r} now"
+               for name in RESUME_FIELDS if previous.get(name) != current[name]]
+    if changed:
+        raise ConfigError(
+            f"work_dir={config.work_dir!r} holds a run with an incompatible configuration ({'; '.join(changed)}); "
+            "use another --work_dir, or delete this one to start over")
+    other = [name for name in current if name not in RESUME_FIELDS and previous.get(name) != current[name]]
+    if other:
+        logging.warning("resuming %s with changed settings: %s", config.work_dir,
+                        ", ".join(f"{n}: {previous.get(n)!r} -> {current[n]!r}" for n in other))
+    return True
+
+
+def validate(config, check_data=True):
+    """All checks that need no training: work directory, and the data if ``check_data``.
+
+    Flagfile tests call it with ``check_data=False`` (the Places365 shards are
+    not on the CI machine).
+    """
+    check_work_dir(config)
+    if config.encoder_weights and check_data and not os.path.exists(config.encoder_weights):
+        raise ConfigError(
+            f"encoder_weights={config.encoder_weights!r} does not exist; write it with "
+            "`python -m keras_colorize.tools.port_resnet34`")
+    return resolve_data(config) if check_data else None
+
+
+def _write_run_files(config):
+    from keras_colorize.callbacks import atomic_write_text  # pylint: disable=import-outside-toplevel
+
+    os.makedirs(config.work_dir, exist_ok=True)
+    atomic_write_text(os.path.join(config.work_dir, "config.json"), json.dumps(config.to_dict(), indent=1) + "\n")
+    header = (f"# Resolved flags of the run in {config.work_dir} (rerun: python -m keras_colorize.train "
+              f"--flagfile={os.path.join(config.work_dir, 'flags.txt')})\n")
+    atomic_write_text(os.path.join(config.work_dir, "flags.txt"), header + config.to_flags())
+
+
+# ---------------------------------------------------------------------------
+# 3. Model, optimizer, datasets
+# ---------------------------------------------------------------------------
+
+
+def make_optimizer(config, total_steps):
+    """The optimizer of ``config`` with its learning-rate schedule."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    lr = config.learning_rate
+    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    if config.lr_schedule == "cosine" or warmup:
+        # alpha=1 keeps the rate constant after the warm-up ("constant" schedule).
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else lr, decay_steps=max(total_steps - warmup, 1),
+            alpha=0.0 if config.lr_schedule == "cosine" else 1.0,
+            warmup_target=lr if warmup else None, warmup_steps=warmup)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr)
+    if config.optimizer == "adadelta":
+        return keras.optimizers.Adadelta(lr)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9)
+    return keras.optimizers.RMSprop(lr)
+
+
+def build_and_compile(config, strategy, total_steps):
+    """The compiled colorizer, with optimizer variables built (so checkpoints restore)."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from keras_colorize import models  # pylint: disable=import-outside-toplevel
+
+    model_config = config.model_config()
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            model = models.build_colorizer(model_config)
+            if config.encoder_weights:
+                models.load_encoder_weights(model, config.encoder_weights)
+                logging.info("encoder initialized from %s", config.encoder_weights)
+            loss, loss_weights = models.colorizer_losses(model_config, class_weight=config.class_loss_weight)
+            model.compile(optimizer=make_optimizer(config, total_steps), loss=loss, loss_weights=loss_weights,
+                          jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+            model.optimizer.build(model.trainable_variables)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return model, loss
+
+
+def _train_dataset(config, data, strategy, seed):
+    from keras_colorize.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    def dataset_fn(input_context):
+        return pipeline.make_dataset(list(data.train_files), "train", config.image_size, config.batch_size,
+                                     seed=seed, with_class=config.fusion, repeat=True,
+                                     input_context=input_context)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _val_dataset(config, data):
+    from keras_colorize.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    batch = config.val_batch_size or config.batch_size
+    ds = pipeline.make_dataset(list(data.val_files), "val", config.image_size, batch, with_class=config.fusion)
+    images = data.val_examples if not config.val_steps else min(data.val_examples, config.val_steps * batch)
+    if config.val_steps:
+        ds = ds.take(config.val_steps)
+    # Small validation sets are decoded once and kept in memory (L + ab: 12 bytes per pixel).
+    if images * config.image_size**2 * 12 < 512 * 2**20:
+        ds = ds.cache()
+    return ds
+
+
+def _grid_batch(val_ds, count):
+    if not count:
+        return None
+    for l_input, targets in val_ds.unbatch().take(count).batch(count):
+        return l_input, targets["ab"]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# 4. Training
+# ---------------------------------------------------------------------------
+
+
+def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from keras_colorize import callbacks as cb  # pylint: disable=import-outside-toplevel
+
+    log_dir = os.path.join(config.work_dir, "logs")
+    evaluator = cb.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
+                                       jit_compile=config.jit_compile)
+    checkpoint = cb.ResumableCheckpoint(
+        os.path.join(config.work_dir, "checkpoints"), config.checkpoint_every_steps, keep=config.keep_checkpoints,
+        is_chief=chief, worker_dir=os.path.join(config.work_dir, f".worker-{worker_index}", "checkpoints"),
+    ).attach(model)
+    callbacks = [
+        cb.ThroughputMonitor(config.batch_size, config.steps_per_execution, total_steps, config.log_every_steps,
+                             log_dir=os.path.join(log_dir, "train") if chief else None),
+        cb.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
+                           log_dir=os.path.join(log_dir, "validation") if chief else None),
+        cb.BestModelSaver(os.path.join(config.work_dir, "best.keras"), monitor="val_mae", enabled=chief),
+        checkpoint,
+        cb.EpochConsoleLogger(config.epochs),
+    ]
+    if chief:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False,
+                                                     profile_batch=0))
+    return callbacks, checkpoint, evaluator
+
+
+def _fit_phases(start_step, steps_per_epoch, epochs):
+    """``(initial_epoch, epochs, steps_per_epoch)`` of the ``fit`` calls that finish a run from ``start_step``.
+
+    Resuming in the middle of an epoch first finishes that epoch's remaining
+    steps, so epochs end at the same steps as in an uninterrupted run.
+    """
+    epoch, offset = divmod(start_step, steps_per_epoch)
+    phases = []
+    if offset and epoch < epochs:
+        phases.append((epoch, epoch + 1, steps_per_epoch - offset))
+        epoch += 1
+    if epoch < epochs:
+        phases.append((epoch, epochs, steps_per_epoch))
+    return phases
+
+
+def train(config):
+    """Trains (or resumes) the run of ``config``; returns the summary dict.
+
+    Raises:
+      ConfigError: before any training, for bad flags, data or work directory.
+    """
+    run_start = time.time()
+    strategy = make_strategy(config)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch_size={config.batch_size} is the global batch and must be divisible by the "
+                          f"{replicas} replicas of strategy={config.strategy!r}")
+    data = validate(config)
+    chief = is_chief(strategy)
+    resolver = getattr(strategy, "cluster_resolver", None)
+    worker_index = getattr(resolver, "task_id", 0) or 0
+    if chief:
+        _write_run_files(config)
+    steps_per_epoch = config.steps_per_epoch or data.train_examples // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    logging.info("%s: %d train / %d val examples, %d replicas, global batch %d, %d steps/epoch, %d epochs",
+                 config.work_dir, data.train_examples, data.val_examples, replicas, config.batch_size,
+                 steps_per_epoch, config.epochs)
+
+    model, loss = build_and_compile(config, strategy, total_steps)
+    val_ds = _val_dataset(config, data)
+    callbacks, checkpoint, evaluator = _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps)
+    start_step = checkpoint.restore()
+    if start_step >= total_steps:
+        logging.info("%s already finished (step %d of %d)", config.work_dir, start_step, total_steps)
+
+    verbose = 1 if chief and sys.stdout.isatty() else 0
+    history = {}
+    train_start = time.time()
+    for initial_epoch, epochs, steps in _fit_phases(start_step, steps_per_epoch, config.epochs):
+        step = int(model.optimizer.iterations)
+        # A resumed run reshuffles from a seed tied to its step: reproducible, and not a replay.
+        train_ds = _train_dataset(config, data, strategy, seed=config.seed + step)
+        result = model.fit(train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
+                           callbacks=callbacks, verbose=verbose)
+        for name, values in result.history.items():
+            history.setdefault(name, []).extend(float(v) for v in values)
+    train_seconds = time.time() - train_start
+
+    summary = _finish(config, model, evaluator, history, chief, start_step, total_steps, train_seconds)
+    summary["wall_time_s"] = round(time.time() - run_start, 1)
+    if chief:
+        from keras_colorize.callbacks import atomic_write_text  # pylint: disable=import-outside-toplevel
+
+        atomic_write_text(os.path.join(config.work_dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+# ---------------------------------------------------------------------------
+# 5. Final evaluation and summary
+# ---------------------------------------------------------------------------
+
+
+def _finish(config, model, evaluator, history, chief, start_step, total_steps, train_seconds):
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from keras_colorize import callbacks as cb  # pylint: disable=import-outside-toplevel
+    from keras_colorize import models  # pylint: disable=import-outside-toplevel,unused-import
+
+    final_path = os.path.join(config.work_dir, "final.keras")
+    best_path = os.path.join(config.work_dir, "best.keras")
+    summary = {
+        "work_dir": os.path.abspath(config.work_dir),
+        "steps": int(model.optimizer.iterations),
+        "total_steps": total_steps,
+        "resumed_from_step": start_step,
+        "train_seconds": round(train_seconds, 1),
+        "history": history,
+    }
+    if not chief:
+        return summary
+    cb.save_model_atomic(model, final_path)
+    evaluated = best_path if os.path.exists(best_path) else final_path
+    result = evaluator.evaluate(keras.saving.load_model(evaluated))
+    gray = evaluator.gray_baseline()
+    best = None
+    if evaluated == best_path:
+        with open(os.path.splitext(best_path)[0] + ".json") as f:
+            best = json.load(f)
+    summary.update({
+        "evaluated_model": evaluated,
+        "best": best,
+        "val_images": result["images"],
+        "val": {k: result[k] for k in ("mae", "mse_ab", "mse_lab", "loss")},
+        "gray_baseline": gray,
+        "beats_gray_baseline": result["mae"] < gray["mae"],
+    })
+    _print_result(config, evaluated, result, gray)
+    return summary
+
+
+def _print_result(config, evaluated, result, gray):
+    rows = [("model", result), ("gray (a*=b*=0)", gray)]
+    lines = [
+        f"Validation on {result['images']} images, {evaluated} (the paper's Table 2 metrics, normalized units):",
+        f"  {'':16} {'MAE':>10} {'MSE a*b*':>10} {'MSE La*b*':>10}",
+    ]
+    lines += [f"  {name:16} {r['mae']:10.6f} {r['mse_ab']:10.6f} {r['mse_lab']:10.6f}" for name, r in rows]
+    verdict = "below" if result["mae"] < gray["mae"] else "NOT below"
+    lines.append(f"  validation MAE {result['mae']:.6f} is {verdict} the gray baseline MAE {gray['mae']:.6f}")
+    lines.append(f"  TensorBoard: tensorboard --logdir {os.path.join(config.work_dir, 'logs')}")
+    print("\n".join(lines), flush=True)

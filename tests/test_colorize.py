@@ -1,0 +1,145 @@
+"""``python -m keras_colorize.colorize`` on folders: bad files, safety, resuming after a kill."""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import color as skcolor
+
+from keras_colorize import colorize_lib
+from keras_colorize.models import build_colorizer, get_preset
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_colorizer(get_preset("tiny")).save(path)
+    return path
+
+
+def _cli(*args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "keras_colorize.colorize", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _small_bw(bw_dir, count):
+    """The smallest real B&W photos (fast to process)."""
+    paths = sorted((p for p in bw_dir.iterdir() if p.suffix in (".jpg", ".png")), key=lambda p: p.stat().st_size)
+    return paths[:count]
+
+
+def test_folder_with_bad_files(tiny_model_path, bw_dir, tmp_path):
+    """Corrupt, empty and non-image files are reported and skipped; the rest is done; exit 1."""
+    source = tmp_path / "scans"
+    (source / "nested" / "deeper").mkdir(parents=True)
+    good = _small_bw(bw_dir, 3)
+    shutil.copy(good[0], source / good[0].name)
+    shutil.copy(good[1], source / "nested" / good[1].name)
+    shutil.copy(good[2], source / "nested" / "deeper" / good[2].name)
+    (source / "empty.jpg").write_bytes(b"")
+    (source / "nested" / "truncated.jpg").write_bytes(good[0].read_bytes()[:3000])
+    (source / "not_really.png").write_text("this is text, not a PNG")
+    (source / "notes.txt").write_text("catalogue notes")
+    before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
+
+    result = _cli("--model", str(tiny_model_path), "--input", str(source), "--output", str(tmp_path / "out"),
+                  "--noprogress")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "colorized 3, skipped 0 already done, failed 3, ignored 1" in result.stdout
+    for name, reason in (("empty.jpg", "empty"), ("nested/truncated.jpg", "truncated"),
+                         ("not_really.png", "not a recognised image")):
+        assert f"FAILED {name}" in result.stdout and reason in result.stdout
+    for path in (good[0].name, f"nested/{good[1].name}", f"nested/deeper/{good[2].name}"):
+        out = tmp_path / "out" / path
+        with Image.open(out) as image, Image.open(source / path) as original:
+            assert image.size == original.size and image.mode == "RGB"
+    report = json.loads((tmp_path / "out" / "colorize_report.json").read_text())
+    assert sorted(f["file"] for f in report["failed"]) == ["empty.jpg", "nested/truncated.jpg", "not_really.png"]
+    assert report["ignored_non_images"] == ["notes.txt"]
+    assert not list((tmp_path / "out").rglob("*.partial"))
+    assert not (tmp_path / "out" / "empty.jpg").exists()
+    assert {p: p.read_bytes() for p in source.rglob("*") if p.is_file()} == before  # input untouched
+
+
+def test_png_outputs_keep_lightness_exactly(tiny_model_path, bw_dir, tmp_path):
+    """Through the CLI with lossless output: same size, L* within 1 unit everywhere."""
+    source = tmp_path / "in"
+    source.mkdir()
+    for path in _small_bw(bw_dir, 4):
+        shutil.copy(path, source / path.name)
+    result = _cli("--model", str(tiny_model_path), "--input", str(source), "--output", str(tmp_path / "out"),
+                  "--output_format", "png", "--noprogress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path in source.iterdir():
+        with Image.open(path) as original, Image.open((tmp_path / "out" / path.name).with_suffix(".png")) as out:
+            assert out.size == original.size
+            l_in = skcolor.rgb2lab(np.asarray(original.convert("RGB")) / 255.0)[..., 0]
+            l_out = skcolor.rgb2lab(np.asarray(out.convert("RGB")) / 255.0)[..., 0]
+            assert np.abs(l_in - l_out).max() <= 1.0, path.name
+
+
+def test_refuses_unsafe_outputs(tiny_model_path, bw_dir, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copy(_small_bw(bw_dir, 1)[0], source / "a.jpg")
+    with pytest.raises(ValueError, match="inside the input folder"):
+        colorize_lib.plan(source, source / "colorized")
+    with pytest.raises(ValueError, match="inside the input folder"):
+        colorize_lib.plan(source, source)
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        colorize_lib.plan(source / "a.jpg", source)
+    with pytest.raises(ValueError, match="does not exist"):
+        colorize_lib.plan(tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(ValueError, match="output_format"):
+        colorize_lib.ColorizeConfig(model=str(tiny_model_path), input=str(source), output=str(tmp_path / "o"),
+                                    output_format="gif").validate()
+    result = _cli("--model", str(tiny_model_path), "--input", str(source), "--output", str(source / "out"))
+    assert result.returncode == 2 and "inside the input folder" in result.stderr
+    assert sorted(p.name for p in source.iterdir()) == ["a.jpg"]
+
+
+def test_kill_and_rerun_resumes(tiny_model_path, bw_dir, tmp_path):
+    """SIGKILL mid-run leaves only complete outputs; the rerun skips them and finishes the rest."""
+    source = tmp_path / "in"
+    source.mkdir()
+    photos = _small_bw(bw_dir, 6)
+    for copy in range(4):
+        for path in photos:
+            shutil.copy(path, source / f"{copy}_{path.name}")
+    total = len(list(source.iterdir()))
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen([sys.executable, "-m", "keras_colorize.colorize", "--model", str(tiny_model_path),
+                                "--input", str(source), "--output", str(out), "--batch_size", "1", "--noprogress"],
+                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and len([p for p in out.glob("*") if not p.name.startswith(".")]) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p.name: p.stat().st_mtime_ns for p in out.glob("*") if not p.name.startswith(".")}
+    assert 3 <= len(finished) < total, f"kill came too late to test resuming ({len(finished)}/{total} done)"
+    for name in finished:  # every output under its final name is a complete image
+        with Image.open(out / name) as image:
+            image.load()
+
+    result = _cli("--model", str(tiny_model_path), "--input", str(source), "--output", str(out), "--noprogress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"skipped {len(finished)} already done" in result.stdout
+    assert f"colorized {total - len(finished)}," in result.stdout
+    for name, mtime in finished.items():
+        assert (out / name).stat().st_mtime_ns == mtime, f"{name} was redone"
+    assert sorted(p.name for p in out.glob("*.jpg")) + sorted(p.name for p in out.glob("*.png")) == sorted(
+        p.name for p in source.glob("*.jpg")) + sorted(p.name for p in source.glob("*.png"))
+    assert not list(out.rglob("*.partial"))

@@ -1,0 +1,214 @@
+"""Full-resolution colorization API: sizes, L preservation, formats, model formats."""
+
+import io
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import color as skcolor
+
+from keras_colorize import images
+from keras_colorize import inference
+from keras_colorize.models import build_colorizer, get_preset
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_colorizer(get_preset("tiny")).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_model_path):
+    return inference.Colorizer.from_path(tiny_model_path, batch_size=4)
+
+
+def _lightness_sample(rgb, index):
+    """skimage's L* at sampled flat pixel indices (an independent reference)."""
+    flat = rgb.reshape(-1, rgb.shape[-1])[index]
+    if flat.shape[-1] == 1:
+        flat = np.repeat(flat, 3, axis=-1)
+    scale = 65535.0 if flat.dtype == np.uint16 else 255.0
+    return skcolor.rgb2lab(flat[None].astype(np.float64) / scale)[0, :, 0]
+
+
+def test_bw_photos_keep_size_and_lightness(colorizer, bw_dir):
+    """Every real B&W photo (up to 4764x3759): output has its size and its L* within 1 unit."""
+    paths = sorted(p for p in bw_dir.iterdir() if images.is_image_path(p))
+    assert len(paths) >= 10
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    chroma = []
+    for path in paths:
+        picture = images.read_image(path)
+        (rgb, alpha), = colorizer.colorize_pictures([picture])
+        assert rgb.shape == (picture.height, picture.width, 3), path.name
+        assert rgb.dtype == np.uint8 and alpha is None
+        with Image.open(path) as original:
+            assert (original.width, original.height) == (picture.width, picture.height)
+        index = rng.choice(picture.height * picture.width, size=min(200_000, picture.height * picture.width),
+                           replace=False)
+        diff = np.abs(_lightness_sample(rgb, index) - _lightness_sample(picture.pixels, index))
+        worst = max(worst, diff.max())
+        lab = skcolor.rgb2lab(rgb.reshape(-1, 3)[index[:5000]][None] / 255.0)[0]
+        chroma.append(np.hypot(lab[:, 1], lab[:, 2]).mean())
+    assert worst <= 1.0, f"max |L_out - L_in| = {worst:.3f}"
+    assert np.mean(chroma) > 1.0, "outputs are gray: the prediction did not reach the output"
+
+
+def test_ab_upsampling_is_bilinear(colorizer):
+    """The merged chroma equals tf.image.resize(bilinear) of the prediction (mid-gray keeps gamut)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    ab_small = np.clip(0.5 + 0.04 * rng.standard_normal((8, 8, 2)), 0.44, 0.56).astype(np.float32)
+    l_full = np.full((37, 53), 60.0, np.float32)
+    rgb = inference.merge(l_full, ab_small, np.uint16)
+    lab = skcolor.rgb2lab(rgb / 65535.0)
+    expected = tf.image.resize(ab_small[None], (37, 53), method="bilinear")[0].numpy() * 255.0 - 128.0
+    np.testing.assert_allclose(lab[..., 1:], expected, atol=0.05)
+
+
+def test_out_of_gamut_keeps_lightness():
+    """Extreme predictions are desaturated, not clipped: L* stays, hue direction stays."""
+    l_full = np.linspace(1, 99, 64 * 64, dtype=np.float32).reshape(64, 64)
+    for corner in ([0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]):
+        ab_small = np.broadcast_to(np.array(corner, np.float32), (4, 4, 2))
+        rgb = inference.merge(l_full, ab_small, np.uint16)
+        lab = skcolor.rgb2lab(rgb / 65535.0)
+        assert np.abs(lab[..., 0] - l_full).max() < 0.05
+        sign = np.sign(np.array(corner) - 0.5)
+        middle = lab[16:48]  # away from black and white, where any chroma is possible
+        assert np.all(np.sign(middle[..., 1]) == sign[0]) and np.all(np.sign(middle[..., 2]) == sign[1])
+
+
+def _encode(image, fmt, **kwargs):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def test_modes_and_formats(colorizer, tmp_path, landscapes_dir):
+    """Gray, RGB, RGBA, LA, palette (with transparency), 1-bit, CMYK, 16-bit; JPEG/PNG/TIFF/WebP/BMP."""
+    photo = Image.open(sorted(landscapes_dir.glob("*.jpg"))[0]).convert("RGB").resize((120, 90))
+    alpha = Image.linear_gradient("L").resize((120, 90))
+    rgba = photo.copy()
+    rgba.putalpha(alpha)
+    gray16 = Image.fromarray((np.asarray(photo.convert("L"), np.uint16) * 257 + 3).astype(np.uint16))
+    palette = photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    cases = {
+        "gray.jpg": (photo.convert("L"), "JPEG", {}),
+        "rgb.png": (photo, "PNG", {}),
+        "rgba.png": (rgba, "PNG", {}),
+        "la.png": (photo.convert("L").convert("LA"), "PNG", {}),
+        "palette.gif.png": (palette, "PNG", {}),
+        "palette_t.png": (palette, "PNG", {"transparency": 0}),
+        "bilevel.bmp": (photo.convert("1"), "BMP", {}),
+        "cmyk.tif": (photo.convert("CMYK"), "TIFF", {}),
+        "gray16.png": (gray16, "PNG", {}),
+        "gray16.tif": (gray16, "TIFF", {}),
+        "rgba.webp": (rgba, "WEBP", {"lossless": True}),
+        "rgb.bmp": (photo, "BMP", {}),
+    }
+    for name, (image, fmt, kwargs) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(_encode(image, fmt, **kwargs))
+        picture = images.read_image(path)
+        assert picture.format == fmt and (picture.width, picture.height) == (120, 90), name
+        (rgb, out_alpha), = colorizer.colorize_pictures([picture])
+        assert rgb.shape == (90, 120, 3), name
+        out = tmp_path / "out" / name
+        images.write_image(out, rgb, alpha=out_alpha, image_format=picture.format)
+        back = Image.open(out)
+        assert back.format == fmt and back.size == (120, 90), name
+        assert "icc_profile" not in back.info, name
+        if name in ("rgba.png", "rgba.webp"):
+            np.testing.assert_array_equal(np.asarray(back)[..., 3], np.asarray(alpha), err_msg=name)
+        if name == "la.png":
+            assert back.mode == "RGBA"
+        if name == "palette_t.png":
+            assert out_alpha is not None and (out_alpha == 0).any()
+        if name.startswith("gray16"):
+            assert picture.pixels.dtype == np.uint16 and picture.is_gray
+            assert rgb.dtype == np.uint16
+    # 16-bit gray PNG round-trips as 16-bit colour PNG (TF's decoder keeps all 16 bits).
+    back16 = images.read_image(tmp_path / "out" / "gray16.png")
+    assert back16.pixels.dtype == np.uint16 and back16.pixels.shape == (90, 120, 3)
+
+
+def test_exif_orientation_is_applied(colorizer, tmp_path, landscapes_dir):
+    photo = Image.open(sorted(landscapes_dir.glob("*.jpg"))[1]).convert("RGB").resize((160, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    path = tmp_path / "rotated.jpg"
+    photo.save(path, exif=exif.tobytes(), quality=95)
+    picture = images.read_image(path)
+    assert (picture.width, picture.height) == (100, 160)
+    upright = np.asarray(photo.transpose(Image.Transpose.ROTATE_270).convert("L"), np.float64)
+    assert np.abs(picture.pixels.mean(axis=-1) - upright).mean() < 6  # JPEG noise only
+    out = colorizer.colorize(str(path))
+    assert out.size == (100, 160)
+
+
+def test_api_types(colorizer, landscapes_dir):
+    photo = Image.open(sorted(landscapes_dir.glob("*.jpg"))[2]).convert("L").resize((96, 72))
+    out = colorizer.colorize(photo)
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (96, 72)
+    as_float = np.asarray(photo, np.float32) / 255.0
+    outs = colorizer.colorize_batch([as_float, np.asarray(photo), np.dstack([np.asarray(photo)] * 4)])
+    assert outs[0].dtype == np.float32 and outs[0].shape == (72, 96, 3) and 0 <= outs[0].min() <= outs[0].max() <= 1
+    assert outs[1].dtype == np.uint8 and outs[1].shape == (72, 96, 3)
+    assert outs[2].shape == (72, 96, 4) and np.array_equal(outs[2][..., 3], np.asarray(photo))
+    np.testing.assert_allclose(outs[0] * 255.0, outs[1], atol=1.01)
+    with pytest.raises(ValueError, match="image must have shape"):
+        colorizer.colorize(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(ValueError, match="does not exist"):
+        inference.Colorizer.from_path("/nonexistent/model.keras")
+    with pytest.raises(ValueError, match="batch_size"):
+        inference.Colorizer(build_colorizer(get_preset("tiny")), batch_size=0)
+
+
+def test_savedmodel_matches_keras(tiny_model_path, colorizer, tmp_path, landscapes_dir):
+    import keras
+
+    import keras_colorize.models  # noqa: F401
+
+    model = keras.saving.load_model(tiny_model_path)
+    export_dir = tmp_path / "saved_model"
+    model.export(str(export_dir), verbose=False)
+    from_savedmodel = inference.Colorizer.from_path(export_dir)
+    assert from_savedmodel.image_size == colorizer.image_size == 64
+    photo = np.asarray(Image.open(sorted(landscapes_dir.glob("*.jpg"))[3]).convert("L"))
+    a = colorizer.colorize(photo)
+    b = from_savedmodel.colorize(photo)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_twelve_megapixel_in_bounded_memory(tiny_model_path, tmp_path):
+    """A 4000x3000 JPEG through the CLI in a fresh process: right size, peak RSS under 3 GB."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (300, 400), dtype=np.uint8)
+    Image.fromarray(base).resize((4000, 3000), Image.BICUBIC).save(tmp_path / "big.jpg", quality=90)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "big.jpg").rename(tmp_path / "in" / "big.jpg")
+    script = (
+        "import resource, sys\n"
+        "from keras_colorize import colorize\n"
+        "sys.argv = ['kc', '--model', sys.argv[1], '--input', sys.argv[2], '--output', sys.argv[3], '--noprogress']\n"
+        "try:\n    colorize.run()\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "sys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tiny_model_path), str(tmp_path / "in"),
+                             str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rss_gb = int(result.stdout.split("RSS_KB")[1].split()[0]) / 1024**2
+    assert rss_gb < 3.0, f"peak RSS {rss_gb:.2f} GB"
+    with Image.open(tmp_path / "out" / "big.jpg") as out:
+        assert out.size == (4000, 3000) and out.mode == "RGB"

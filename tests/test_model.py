@@ -1,0 +1,300 @@
+"""The colorizer: Table 1 counts, output contract, encoder contract, dtype
+policies, training step, saving and the two-head loss."""
+
+import dataclasses
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_colorize import models
+from keras_colorize.models import (
+    FEATURE_KEYS,
+    ModelConfig,
+    block_parameter_counts,
+    build_colorizer,
+    build_encoder,
+    colorizer_losses,
+    feature_spec,
+    get_preset,
+)
+
+# The paper's Table 1 (C = 137, 256 px) with our Up 1 (see BUILD_NOTES.md).
+TABLE1 = {
+    "Input Block": 9_536, "Input Pool": 0, "Down 1": 221_952,
+    "Down 2": 1_116_416, "Down 3": 6_822_400, "Down 4": 13_114_368,
+    "Bridge": 4_721_664, "Global": 34_215_168, "Classification": 167_323,
+    "Up 1": 2_230_272, "Up 2": 574_336, "Up 3": 143_808, "Up 4": 45_280,
+    "Up 5": 7_200, "Conv Out": 38, "total": 63_389_761,
+}
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_colorizer(get_preset("tiny"))
+
+
+def _batch(config, batch=2, labels=None, seed=0):
+    rng = np.random.default_rng(seed)
+    size = config.image_size
+    l_in = rng.random((batch, size, size, 1), dtype=np.float32)
+    ab = rng.random((batch, size, size, 2), dtype=np.float32)
+    if labels is None:
+        labels = rng.integers(0, config.num_classes, batch)
+    return l_in, {"ab": ab, "class": np.asarray(labels, np.int32)}
+
+
+@pytest.fixture
+def reset_policy():
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+# --- Table 1 ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_paper_table1_counts_and_other_sizes():
+    model = build_colorizer(get_preset("paper"))
+    counts = block_parameter_counts(model)
+    assert counts == TABLE1
+    assert _trainable(model) == TABLE1["total"]
+    assert tuple(model.input.shape) == (None, 256, 256, 1)
+    assert model.output["class"].shape[-1] == 137
+    del model
+    # Without fusion: no global branch, class head or fusion conv; Up 1's
+    # transposed conv maps 512 -> 256.
+    plain = build_colorizer(get_preset("paper", fusion=False))
+    assert _trainable(plain) == 29_072_550
+    assert block_parameter_counts(plain)["Up 1"] == 2_230_272 - 196_864 + 262_144
+    assert list(plain.output) == ["ab"]
+
+
+def test_flatten_scales_parameter_count_with_grid():
+    # Only the global branch's first Dense depends on the size: it has
+    # (H/32)^2 * C_bridge * units weights (tiny: C_bridge 128, units 256).
+    small = build_colorizer(get_preset("tiny"))
+    large = build_colorizer(get_preset("tiny", image_size=96))
+    a, b = block_parameter_counts(small), block_parameter_counts(large)
+    assert b["Global"] - a["Global"] == (3 * 3 - 2 * 2) * 128 * 256
+    assert {k: v for k, v in a.items() if k not in ("Global", "total")} == {
+        k: v for k, v in b.items() if k not in ("Global", "total")}
+    out = large(np.zeros((1, 96, 96, 1), np.float32))
+    assert tuple(out["ab"].shape) == (1, 96, 96, 2)
+
+
+# --- config ----------------------------------------------------------------
+
+def test_presets_and_config_validation():
+    paper, tiny_cfg = get_preset("paper"), get_preset("tiny")
+    assert (paper.image_size, paper.num_classes, paper.width, paper.fusion) == (
+        256, 137, 1.0, True)
+    assert (tiny_cfg.image_size, tiny_cfg.num_classes, tiny_cfg.width) == (
+        64, 4, 0.25)
+    assert dataclasses.replace(paper, fusion=False).fusion is False
+    with pytest.raises(ValueError, match="preset"):
+        get_preset("huge")
+    for bad in (100, 0, 16, 256.0):
+        with pytest.raises(ValueError, match="image_size"):
+            ModelConfig(image_size=bad)
+    with pytest.raises(ValueError, match="num_classes"):
+        ModelConfig(num_classes=1)
+    with pytest.raises(ValueError, match="width"):
+        ModelConfig(width=0)
+    with pytest.raises(ValueError, match="config"):
+        build_colorizer({"image_size": 64})
+
+
+# --- output contract --------------------------------------------------------
+
+def test_tiny_outputs_contract(tiny):
+    config = get_preset("tiny")
+    assert tiny.input.name == "L" or tiny.inputs[0].name == "L"
+    assert tuple(tiny.input.shape) == (None, 64, 64, 1)
+    l_in, _ = _batch(config, batch=3)
+    for training in (False, True):
+        out = tiny(l_in, training=training)
+        assert sorted(out) == ["ab", "class"]
+        ab = keras.ops.convert_to_numpy(out["ab"])
+        probs = keras.ops.convert_to_numpy(out["class"])
+        assert ab.shape == (3, 64, 64, 2) and ab.dtype == np.float32
+        assert probs.shape == (3, 4) and probs.dtype == np.float32
+        assert np.all((ab >= 0) & (ab <= 1)) and np.isfinite(ab).all()
+        assert np.all(probs >= 0)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # A sigmoid output that is not saturated everywhere once BN sees batch
+    # statistics (training=True): the head is really a sigmoid on BN.
+    assert 0.05 < float(np.std(ab)) < 0.5
+
+
+def test_no_fusion_variant_outputs_ab_only():
+    config = get_preset("tiny", fusion=False)
+    model = build_colorizer(config)
+    out = model(_batch(config)[0])
+    assert list(out) == ["ab"]
+    assert tuple(out["ab"].shape) == (2, 64, 64, 2)
+    names = {layer.name for layer in model.layers}
+    assert not any(n.startswith(("global", "class", "fusion")) for n in names)
+    counts = block_parameter_counts(model)
+    assert counts["Global"] == counts["Classification"] == 0
+
+
+def test_encoder_feature_contract():
+    for width in (1.0, 0.25):
+        encoder = build_encoder(width=width, input_shape=(64, 96, 3))
+        feats = encoder(np.zeros((1, 64, 96, 3), np.float32))
+        assert tuple(feats) == FEATURE_KEYS
+        for key, (channels, stride) in feature_spec(width).items():
+            assert tuple(feats[key].shape) == (1, 64 // stride, 96 // stride,
+                                               channels), key
+    assert feature_spec(1.0) == {"stem": (64, 2), "layer1": (64, 4),
+                                 "layer2": (128, 8), "layer3": (256, 16),
+                                 "layer4": (512, 32)}
+    # Deterministic names: checkpoints and the port rely on them.
+    names = [layer.name for layer in build_encoder(width=0.25).layers]
+    for name in ("stem_conv", "stem_bn", "stack1_block3_conv2",
+                 "stack2_block1_proj_conv", "stack3_block6_bn2",
+                 "stack4_block3_out"):
+        assert name in names
+
+
+def test_colorizer_uses_encoder_as_submodel(tiny):
+    encoder = tiny.get_layer("encoder")
+    assert isinstance(encoder, models.ResNet34Encoder)
+    assert encoder is tiny.encoder
+    assert tiny.config == get_preset("tiny")
+
+
+# --- training and dtype policies --------------------------------------------
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16",
+                                    "mixed_bfloat16"])
+def test_one_training_step(policy, reset_policy):
+    keras.config.set_dtype_policy(policy)
+    config = get_preset("tiny")
+    model = build_colorizer(config)
+    compute = "float32" if policy == "float32" else policy.split("_")[1]
+    assert model.get_layer("encoder").get_layer("stem_conv").compute_dtype == compute
+    assert model.get_layer("up1_1_conv").compute_dtype == compute
+    for name in ("ab", "out_bn", "class", "class2_bn"):
+        assert model.get_layer(name).compute_dtype == "float32"
+    loss, weights = colorizer_losses(config, class_weight=1.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss,
+                  loss_weights=weights)
+    l_in, targets = _batch(config, batch=4, labels=[0, 3, -1, 1])
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    logs = model.train_on_batch(l_in, targets, return_dict=True)
+    if policy == "mixed_float16":
+        # Dynamic loss scaling starts at 2**15 and skips steps whose scaled
+        # gradients overflow float16, halving the scale each time.
+        optimizer = model.optimizer
+        for _ in range(10):
+            if not np.array_equal(before[0], model.trainable_weights[0].numpy()):
+                break
+            logs = model.train_on_batch(l_in, targets, return_dict=True)
+        assert float(optimizer.dynamic_scale) >= 1.0
+    assert all(np.isfinite(v) for v in logs.values()), logs
+    assert logs["class_loss"] > 0
+    np.testing.assert_allclose(logs["loss"],
+                               logs["ab_loss"] + logs["class_loss"], rtol=1e-3)
+    after = [w.numpy() for w in model.trainable_weights]
+    assert all(np.isfinite(w).all() for w in after)
+    assert sum(not np.array_equal(a, b) for a, b in zip(before, after)) > 0.9 * len(before)
+    out = model(l_in)
+    assert out["ab"].dtype == "float32" and out["class"].dtype == "float32"
+
+
+# --- losses -----------------------------------------------------------------
+
+def test_class_loss_ignores_unlabelled():
+    config = get_preset("tiny")
+    loss, weights = colorizer_losses(config, class_weight=0.01)
+    assert weights == {"ab": 1.0, "class": 0.01}
+    probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25],
+                      [0.1, 0.2, 0.3, 0.4]], np.float32)
+    ce = loss["class"]
+    # All unlabelled: exactly zero, not NaN, and zero gradient.
+    assert float(ce(np.array([-1, -1, -1]), probs)) == 0.0
+    # Mean over the labelled images only.
+    got = float(ce(np.array([0, -1, 3]), probs))
+    np.testing.assert_allclose(got, -(np.log(0.7) + np.log(0.4)) / 2, rtol=1e-5)
+    mse = loss["ab"]
+    a, b = np.full((1, 4, 4, 2), 0.5, np.float32), np.full((1, 4, 4, 2), 0.7, np.float32)
+    np.testing.assert_allclose(float(mse(a, b)), 0.04, rtol=1e-5)
+
+
+def test_all_unlabelled_training_step_is_finite():
+    config = get_preset("tiny")
+    model = build_colorizer(config)
+    loss, weights = colorizer_losses(config)
+    model.compile(optimizer="adam", loss=loss, loss_weights=weights)
+    l_in, targets = _batch(config, batch=2, labels=[-1, -1])
+    logs = model.train_on_batch(l_in, targets, return_dict=True)
+    assert logs["class_loss"] == 0.0
+    assert np.isfinite(logs["loss"]) and logs["loss"] == logs["ab_loss"]
+    assert all(np.isfinite(w.numpy()).all() for w in model.trainable_weights)
+
+
+def test_no_fusion_has_no_class_loss():
+    loss, weights = colorizer_losses(get_preset("tiny", fusion=False),
+                                     class_weight=1.0)
+    assert list(loss) == ["ab"] and weights == {"ab": 1.0}
+    with pytest.raises(ValueError, match="class_weight"):
+        colorizer_losses(get_preset("tiny"), class_weight=-1)
+
+
+# --- saving -----------------------------------------------------------------
+
+def test_get_config_round_trip(tiny):
+    config = tiny.get_config()
+    clone = models.Colorizer.from_config(config)
+    assert clone.get_config() == config
+    assert [l.name for l in clone.layers] == [l.name for l in tiny.layers]
+    assert [w.shape for w in clone.weights] == [w.shape for w in tiny.weights]
+    clone.set_weights(tiny.get_weights())
+    l_in, _ = _batch(get_preset("tiny"))
+    a, b = tiny.predict(l_in, verbose=0), clone.predict(l_in, verbose=0)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_keras_save_load_identical_outputs(tiny, tmp_path):
+    config = get_preset("tiny")
+    l_in, targets = _batch(config, batch=4)
+    # Train one step so BN statistics differ from their initial values.
+    loss, weights = colorizer_losses(config)
+    tiny.compile(optimizer="adam", loss=loss, loss_weights=weights)
+    tiny.train_on_batch(l_in, targets)
+    path = tmp_path / "tiny.keras"
+    tiny.save(path)
+    expected = tiny.predict(l_in, verbose=0)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, models.Colorizer)
+    assert loaded.config == config
+    got = loaded.predict(l_in, verbose=0)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+    # A fresh process that only imports the package loads it too.
+    np.save(tmp_path / "x.npy", l_in)
+    np.save(tmp_path / "ab.npy", expected["ab"])
+    code = (
+        "import numpy as np, keras, keras_colorize.models; "
+        f"m = keras.saving.load_model({str(path)!r}); "
+        f"x = np.load({str(tmp_path / 'x.npy')!r}); "
+        f"ref = np.load({str(tmp_path / 'ab.npy')!r}); "
+        "print(float(np.abs(m.predict(x, verbose=0)['ab'] - ref).max()))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=300, cwd=str(_repo_root()))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.strip().splitlines()[-1]) == 0.0
+
+
+def _repo_root():
+    import pathlib
+    return pathlib.Path(__file__).resolve().parents[1]
