@@ -7,3 +7,15 @@ classification head, and an Iizuka et al. (2016) fusion layer.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Colorizer", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy, so `import keras_colorize` stays cheap (no TensorFlow import) for
+    # tools such as the user-study server.
+    if name == "Colorizer":
+        from keras_colorize.inference import Colorizer
+
+        return Colorizer
+    raise AttributeError(f"module 'keras_colorize' has no attribute {name!r}")
