@@ -34,6 +34,8 @@ XYZ_FROM_RGB = np.array(
 RGB_FROM_XYZ = np.linalg.inv(XYZ_FROM_RGB)
 # XYZ of sRGB white under XYZ_FROM_RGB: grays are exactly neutral.
 WHITE_D65 = XYZ_FROM_RGB.sum(axis=1)
+# Linear RGB -> XYZ / white, the argument of the CIE f().
+_T_FROM_LINEAR_RGB = XYZ_FROM_RGB / WHITE_D65[:, None]
 
 _EPSILON = 0.008856  # (6/29)^3, rounded as in the CIE publication
 _KAPPA_SLOPE = 7.787  # (29/6)^2 / 3, rounded
@@ -61,22 +63,54 @@ def _check_channels(x, n, name):
 
 
 def _matmul_channels(x, matrix):
-    """x[..., 3] @ matrix.T for a constant 3x3 matrix."""
+    """x[..., 3] @ matrix.T for a constant (k, 3) matrix -> [..., k].
+
+    A reshape to 2-D and one MatMul: several times faster than tensordot or
+    broadcasting on the CPU, and the same in XLA.
+    """
     m = tf.constant(matrix.T, dtype=tf.float32)
-    return tf.tensordot(x, m, axes=[[-1], [0]])
+    flat = tf.matmul(tf.reshape(x, [-1, 3]), m)
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [matrix.shape[0]]], axis=0))
+
+
+def _pow(x, exponent):
+    """x ** exponent for x > 0 as exp(log(x) * exponent): 2-5x faster than
+    tf.pow on the CPU (its generic kernel) at float32 precision."""
+    return tf.exp(tf.math.log(x) * exponent)
+
+
+def _srgb_decode(v):
+    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92)
+
+
+# Linear value of each 8-bit code: 8-bit input is linearized by a table look-up.
+_LINEAR_FROM_UINT8 = _srgb_decode(np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
 
 
 def srgb_to_linear(rgb):
-    """sRGB transfer curve, inverse: encoded [0,1] -> linear [0,1]."""
+    """sRGB transfer curve, inverse: encoded -> linear [0,1].
+
+    uint8 input goes through an exact 256-entry table; floats are clipped to
+    [0, 1] and computed.
+    """
+    rgb = tf.convert_to_tensor(rgb)
+    if rgb.dtype == tf.uint8:
+        return tf.gather(tf.constant(_LINEAR_FROM_UINT8), tf.cast(rgb, tf.int32))
     rgb = tf.clip_by_value(_as_float_rgb(rgb), 0.0, 1.0)
-    return tf.where(rgb > 0.04045, tf.pow((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
+    safe = tf.maximum((rgb + 0.055) / 1.055, 0.04045)
+    return tf.where(rgb > 0.04045, _pow(safe, 2.4), rgb / 12.92)
 
 
 def linear_to_srgb(linear):
     """sRGB transfer curve: linear [0,1] -> encoded [0,1] (clipped)."""
     linear = tf.clip_by_value(tf.cast(linear, tf.float32), 0.0, 1.0)
-    safe = tf.maximum(linear, 0.0031308)  # keeps pow() away from 0
-    return tf.where(linear > 0.0031308, 1.055 * tf.pow(safe, 1.0 / 2.4) - 0.055, linear * 12.92)
+    safe = tf.maximum(linear, 0.0031308)  # keeps log() away from 0
+    return tf.where(linear > 0.0031308, 1.055 * _pow(safe, 1.0 / 2.4) - 0.055, linear * 12.92)
+
+
+def _lab_f(t):
+    """CIE f(t): cube root above (6/29)^3, linear below."""
+    return tf.where(t > _EPSILON, _pow(tf.maximum(t, _EPSILON), 1.0 / 3.0), _KAPPA_SLOPE * t + 16.0 / 116.0)
 
 
 def rgb_to_lab(rgb):
@@ -91,13 +125,12 @@ def rgb_to_lab(rgb):
     Example:
       >>> lab = rgb_to_lab(tf.constant([[255, 0, 0]], tf.uint8))  # ~(53.2, 80.1, 67.2)
     """
-    rgb = _as_float_rgb(rgb)
+    rgb = tf.convert_to_tensor(rgb)
     _check_channels(rgb, 3, "rgb")
-    xyz = _matmul_channels(srgb_to_linear(rgb), XYZ_FROM_RGB)
-    t = xyz / tf.constant(WHITE_D65, dtype=tf.float32)
-    f = tf.where(t > _EPSILON, tf.pow(tf.maximum(t, _EPSILON), 1.0 / 3.0), _KAPPA_SLOPE * t + 16.0 / 116.0)
-    fx, fy, fz = tf.unstack(f, axis=-1)
-    lightness = 116.0 * fy - 16.0
+    # XYZ already divided by the white point: one matrix.
+    t = _matmul_channels(srgb_to_linear(rgb), _T_FROM_LINEAR_RGB)
+    fx, fy, fz = tf.unstack(_lab_f(t), axis=-1)
+    lightness = tf.maximum(116.0 * fy - 16.0, 0.0)  # no -6e-8 for black under XLA
     a = 500.0 * (fx - fy)
     b = 200.0 * (fy - fz)
     return tf.stack([lightness, a, b], axis=-1)
@@ -122,18 +155,17 @@ def lab_to_linear_rgb(lab):
     fx = fy + a / 500.0
     fz = tf.maximum(fy - b / 200.0, 0.0)
     f = tf.stack([fx, fy, fz], axis=-1)
-    t = tf.where(f > _F_THRESHOLD, tf.pow(f, 3.0), (f - 16.0 / 116.0) / _KAPPA_SLOPE)
+    t = tf.where(f > _F_THRESHOLD, f * f * f, (f - 16.0 / 116.0) / _KAPPA_SLOPE)
     xyz = t * tf.constant(WHITE_D65, dtype=tf.float32)
     return _matmul_channels(xyz, RGB_FROM_XYZ)
 
 
 def rgb_to_l(rgb):
     """Lightness only, ``[..., 1]`` in [0, 100]; cheaper than the full conversion."""
-    rgb = _as_float_rgb(rgb)
+    rgb = tf.convert_to_tensor(rgb)
     _check_channels(rgb, 3, "rgb")
     y = _matmul_channels(srgb_to_linear(rgb), XYZ_FROM_RGB[1:2])  # [..., 1]
-    fy = tf.where(y > _EPSILON, tf.pow(tf.maximum(y, _EPSILON), 1.0 / 3.0), _KAPPA_SLOPE * y + 16.0 / 116.0)
-    return 116.0 * fy - 16.0
+    return tf.maximum(116.0 * _lab_f(y) - 16.0, 0.0)
 
 
 def l_to_gray_rgb(lightness):
@@ -144,7 +176,7 @@ def l_to_gray_rgb(lightness):
     """
     lightness = tf.cast(lightness, tf.float32)
     fy = (lightness + 16.0) / 116.0
-    y = tf.where(fy > _F_THRESHOLD, tf.pow(fy, 3.0), (fy - 16.0 / 116.0) / _KAPPA_SLOPE)
+    y = tf.where(fy > _F_THRESHOLD, fy * fy * fy, (fy - 16.0 / 116.0) / _KAPPA_SLOPE)
     gray = linear_to_srgb(y)
     return tf.concat([gray, gray, gray], axis=-1)
 

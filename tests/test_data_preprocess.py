@@ -135,7 +135,7 @@ def test_train_image(photo):
     seed = tf.constant([11, 5], tf.int64)
     eager, mapped = _both(lambda b, s: preprocess.train_image(b, 40, s), _jpeg(photo), seed)
     _assert_same(eager, mapped, atol=1e-5)
-    assert eager.shape == (40, 40, 3) and eager.dtype == np.float32
+    assert eager.shape == (40, 40, 3) and eager.dtype == np.uint8
 
 
 def test_eval_image_is_resized_center(photo):
@@ -144,4 +144,5 @@ def test_eval_image_is_resized_center(photo):
     assert eager.shape == (30, 30, 3)
     decoded = preprocess.to_float(preprocess.decode(_jpeg(photo)))
     expected = tf.image.resize(decoded, (30, 45), antialias=True).numpy()[:, 7:37]
-    np.testing.assert_allclose(eager, np.clip(expected, 0, 1), atol=1e-5)
+    assert eager.dtype == np.uint8
+    np.testing.assert_allclose(eager / 255.0, np.clip(expected, 0, 1), atol=0.5 / 255 + 1e-5)

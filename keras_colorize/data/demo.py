@@ -156,8 +156,16 @@ def render_scene(rng, palette, height, width):
         col = min(width - 1, int(tx * height))
         ty = max(hill_line[col], min(rng.uniform(hill_line[col], 1.0), water_top - 0.02))
         size = 0.02 + 0.06 * (ty - horizon + 0.1)
-        tree = (np.abs(xs - tx) < size * 0.5 * np.clip((ys - ty) / (2.5 * size) + 1, 0, 1)) & (ys < ty) & (ys > ty - 2.5 * size)
-        image = np.where(tree[..., None], p["tree"] * rng.uniform(0.8, 1.2), image)
+        # Only the tree's bounding box is touched (a full-frame mask per tree is slow).
+        r0, r1 = max(0, int((ty - 2.5 * size) * height)), min(height, int(ty * height) + 1)
+        c0, c1 = max(0, int((tx - size) * height)), min(width, int((tx + size) * height) + 2)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        by, bx = ys[r0:r1], xs[:, c0:c1]
+        half_width = size * 0.5 * np.clip((by - ty) / (2.5 * size) + 1, 0, 1)  # a cone, widest at its foot
+        tree = (np.abs(bx - tx) < half_width) & (by < ty) & (by > ty - 2.5 * size)
+        patch = image[r0:r1, c0:c1]
+        image[r0:r1, c0:c1] = np.where(tree[..., None], p["tree"] * rng.uniform(0.8, 1.2), patch)
 
     # Lake: mirror of the scene above its shore line, rippled and tinted.
     if has_water:
@@ -190,12 +198,22 @@ def render_record(record, short_side):
 def demo_records(split, count, seed):
     """Balanced records (class = index mod number of classes) for one split."""
     return [
-        places365.Record(_record_key(seed, split, i), i % NUM_DEMO_CLASSES, DEMO_CLASSES[i % NUM_DEMO_CLASSES], f"demo/{split}/{i:06d}")
-        for i in range(count)
+        places365.Record(_record_key(seed, split, i), label, DEMO_CLASSES[label], f"demo/{split}/{i:06d}")
+        for i, label in ((i, i % NUM_DEMO_CLASSES) for i in range(count))
     ]
 
 
-def ensure_demo_shards(directory, num_train=2000, num_val=200, num_test=200, image_size=64, seed=0, shard_size=256, num_workers=1, progress=True):
+def ensure_demo_shards(
+    directory,
+    num_train=2000,
+    num_val=200,
+    num_test=200,
+    image_size=64,
+    seed=0,
+    shard_size=256,
+    num_workers=1,
+    progress=True,
+):
     """Returns the demo shards' file patterns, writing them first unless they are cached.
 
     Each parameter set gets its own subfolder of ``directory``
@@ -224,7 +242,8 @@ def ensure_demo_shards(directory, num_train=2000, num_val=200, num_test=200, ima
         raise ValueError(f"directory must be a folder path, got {directory!r}")
     counts = {"train": num_train, "val": num_val, "test": num_test}
     sub = os.path.join(
-        os.path.expanduser(directory), f"demo-v{_GENERATOR_VERSION}-{image_size}px-seed{seed}-{num_train}-{num_val}-{num_test}"
+        os.path.expanduser(directory),
+        f"demo-v{_GENERATOR_VERSION}-{image_size}px-seed{seed}-{num_train}-{num_val}-{num_test}",
     )
     manifest_path = os.path.join(sub, "manifest.json")
     result = {split: shards_lib.file_pattern(sub, split) for split, count in counts.items() if count}
@@ -244,9 +263,17 @@ def ensure_demo_shards(directory, num_train=2000, num_val=200, num_test=200, ima
         if stats.num_skipped:
             raise RuntimeError(f"demo generator produced unusable images: {stats.skipped}")
         written[split] = stats.written
+        shards_lib.write_summary(sub, split, stats, DEMO_CLASSES, layout="demo", source="keras_colorize.data.demo")
         logging.info("demo %s: %d images in %s", split, stats.num_written, result[split])
     with open(os.path.join(sub, "classes.txt"), "w") as f:
         f.write("# keras_colorize demo scene classes; label = line order\n" + "\n".join(DEMO_CLASSES) + "\n")
-    manifest = {"version": _GENERATOR_VERSION, "image_size": image_size, "seed": seed, "counts": counts, "written": written, "classes": DEMO_CLASSES}
+    manifest = {
+        "version": _GENERATOR_VERSION,
+        "image_size": image_size,
+        "seed": seed,
+        "counts": counts,
+        "written": written,
+        "classes": DEMO_CLASSES,
+    }
     shards_lib._atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     return result

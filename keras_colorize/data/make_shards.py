@@ -23,7 +23,9 @@ from absl import logging
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
 
-_SOURCE = flags.DEFINE_string("source", None, "Folder to read: Places365 (easy-format or original layout) or any image folder.")
+_SOURCE = flags.DEFINE_string(
+    "source", None, "Folder to read: Places365 (easy-format or original layout) or any image folder."
+)
 _OUTPUT = flags.DEFINE_string("output", None, "Folder to write <split>-*-of-*.tfrecord shards to.")
 _SPLIT = flags.DEFINE_enum("split", "train", list(places365.SPLITS), "Which split to write.")
 _CLASSES = flags.DEFINE_string("classes", None, "Class list, one Places365 name per line (line order = label).")
@@ -52,7 +54,9 @@ def main(argv):
         num_workers=_NUM_WORKERS.value,
         seed=_SEED.value,
         test_per_class=_TEST_PER_CLASS.value,
-        encode=shards_lib.EncodeConfig(short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value),
+        encode=shards_lib.EncodeConfig(
+            short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value
+        ),
     )
     try:
         _, summary = shards_lib.make_shards(config)

@@ -1,7 +1,7 @@
 """tf.data input pipeline: TFRecord shards -> ``(L, {"ab", "class"})`` batches.
 
 Read (interleaved shards) -> decode (parse the Example) -> preprocess (decode
-JPEG, crop/flip, Lab) -> batch -> prefetch. Everything is TF graph code: no
+JPEG, crop/flip, uint8) -> batch -> Lab per batch (XLA) -> prefetch. Everything is TF graph code: no
 Python-side state, nothing cached, memory bounded by the shuffle buffer and
 the prefetch depth whatever the number of images, so it runs under any
 ``tf.distribute`` strategy (pass the ``tf.distribute.InputContext`` from
@@ -47,11 +47,17 @@ def list_files(file_pattern):
     return files
 
 
-def _targets(l_input, ab, label, with_class):
-    targets = {"ab": ab}
-    if with_class:
-        targets["class"] = tf.cast(label, tf.int32)
-    return l_input, targets
+def _to_model(with_class):
+    """Batch of uint8 crops and labels -> ``(L, {"ab"[, "class"]})``, Lab in one XLA kernel."""
+
+    def _convert(images, labels):
+        l_input, ab = preprocess.to_model_units_batch(images)
+        targets = {"ab": ab}
+        if with_class:
+            targets["class"] = tf.cast(labels, tf.int32)
+        return l_input, targets
+
+    return _convert
 
 
 def make_dataset(
@@ -135,9 +141,7 @@ def make_dataset(
 
         def _map(serialized, example_seed):
             example = features.parse_example(serialized)
-            image = preprocess.train_image(example[features.IMAGE], image_size, example_seed)
-            l_input, ab = preprocess.to_model_units(image)
-            return _targets(l_input, ab, example[features.LABEL], with_class)
+            return preprocess.train_image(example[features.IMAGE], image_size, example_seed), example[features.LABEL]
 
     else:
         if repeat:
@@ -145,16 +149,16 @@ def make_dataset(
 
         def _map(serialized):
             example = features.parse_example(serialized)
-            image = preprocess.eval_image(example[features.IMAGE], image_size)
-            l_input, ab = preprocess.to_model_units(image)
-            return _targets(l_input, ab, example[features.LABEL], with_class)
+            return preprocess.eval_image(example[features.IMAGE], image_size), example[features.LABEL]
 
     ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    # Crops stay uint8 until batched; Lab is computed per batch (see preprocess.to_model_units_batch).
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(_to_model(with_class), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(config.prefetch)
     options = tf.data.Options()
     options.deterministic = deterministic
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF if input_context is not None else tf.data.experimental.AutoShardPolicy.AUTO
-    )
+    policy = tf.data.experimental.AutoShardPolicy
+    # With an input context the files are already split per pipeline; otherwise let tf.distribute shard.
+    options.experimental_distribute.auto_shard_policy = policy.OFF if input_context is not None else policy.AUTO
     return ds.with_options(options)

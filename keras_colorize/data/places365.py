@@ -108,7 +108,8 @@ def _unknown_classes_error(unknown, known, where):
     for name in unknown[:10]:
         close = difflib.get_close_matches(class_key(name), sorted(known), n=1)
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return ValueError(f"unknown class names (not in {where}): {', '.join(hints)}" + (" ..." if len(unknown) > 10 else ""))
+    more = " ..." if len(unknown) > 10 else ""
+    return ValueError(f"unknown class names (not in {where}): {', '.join(hints)}{more}")
 
 
 def _is_image(name):
@@ -203,7 +204,8 @@ def list_original(source, side, class_names, categories_file=None):
         image_dir = _first_dir(source, ("data_256", "data_large"))
         if list_path is None or image_dir is None:
             raise ValueError(
-                f"source={str(source)!r}: the original Places365 layout needs {TRAIN_LIST} and data_256/ (or data_large/)"
+                f"source={str(source)!r}: the original Places365 layout needs {TRAIN_LIST} "
+                "and data_256/ (or data_large/)"
             )
         for line in list_path.read_text().splitlines():
             parts = line.split()
@@ -222,7 +224,8 @@ def list_original(source, side, class_names, categories_file=None):
         image_dir = _first_dir(source, ("val_256", "val_large"))
         if list_path is None or image_dir is None or categories is None:
             raise ValueError(
-                f"source={str(source)!r}: Places365 validation images need {VAL_LIST}, {CATEGORIES} and val_256/ (or val_large/)"
+                f"source={str(source)!r}: Places365 validation images need {VAL_LIST}, {CATEGORIES} "
+                "and val_256/ (or val_large/)"
             )
         for line in list_path.read_text().splitlines():
             parts = line.split()

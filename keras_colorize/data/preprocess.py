@@ -77,18 +77,33 @@ def random_flip(image, seed):
 
 
 def to_model_units(image):
-    """RGB float ``[H, W, 3]`` in [0, 1] -> (``L/100`` ``[H, W, 1]``, ``(ab+128)/255`` ``[H, W, 2]``)."""
+    """RGB ``[..., H, W, 3]`` (uint8, or float in [0, 1]) -> (``L/100`` ``[..., 1]``, ``(ab+128)/255`` ``[..., 2]``)."""
     return color.rgb_to_model(image)
 
 
+# The same op compiled with XLA: the pipeline applies it to whole batches, where
+# fusing the elementwise Lab math is ~5x faster than TF's per-op kernels.
+to_model_units_batch = tf.function(to_model_units, jit_compile=True)
+
+
+def resize_short_side_uint8(image, size):
+    """:func:`resize_short_side` for uint8 images; untouched (no float round trip) when already that size."""
+    short = tf.minimum(tf.shape(image)[0], tf.shape(image)[1])
+    return tf.cond(
+        tf.equal(short, tf.cast(size, tf.int32)),
+        lambda: tf.identity(image),
+        lambda: color.float_to_uint8(resize_short_side(to_float(image), size)),
+    )
+
+
 def train_image(encoded, image_size, seed):
-    """Training view: decode, short side to ``image_size``, random crop, random flip."""
+    """Training view, uint8: decode, short side to ``image_size``, random crop, random flip."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    image = resize_short_side(to_float(decode(encoded)), image_size)
+    image = resize_short_side_uint8(decode(encoded), image_size)
     return random_flip(random_crop(image, image_size, crop_seed), flip_seed)
 
 
 def eval_image(encoded, image_size):
-    """Evaluation view: decode, short side to ``image_size``, center crop."""
-    image = resize_short_side(to_float(decode(encoded)), image_size)
+    """Evaluation view, uint8: decode, short side to ``image_size``, center crop."""
+    image = resize_short_side_uint8(decode(encoded), image_size)
     return center_crop(image, image_size)

@@ -21,7 +21,6 @@ Guarantees:
 Shard names: ``<split>-<i:05d>-of-<n:05d>.tfrecord``; glob ``<split>-*-of-*.tfrecord``.
 """
 
-import collections
 import concurrent.futures
 import dataclasses
 import hashlib
@@ -220,8 +219,9 @@ class ShardStats:
     skipped_files: list = dataclasses.field(default_factory=list)  # [source, reason]
 
     def merge(self, other):
-        for mine, theirs in ((self.written, other.written), (self.skipped, other.skipped), (self.repaired, other.repaired)):
-            for k, v in theirs.items():
+        for field in ("written", "skipped", "repaired"):
+            mine = getattr(self, field)
+            for k, v in getattr(other, field).items():
                 mine[k] = mine.get(k, 0) + v
         self.skipped_files.extend(other.skipped_files)
         return self
@@ -256,11 +256,15 @@ def _atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def write_shard(records, path, loader, config):
+_REPORT_EVERY = 16  # images between progress reports from a worker
+
+
+def write_shard(records, path, loader, config, progress_queue=None):
     """Writes one shard atomically; returns its :class:`ShardStats`.
 
     Runs in a worker process. The progress record is written (atomically)
     before the shard is renamed, so a final shard name always has one.
+    ``progress_queue.put(n)`` is called as images are done (for the bar).
     """
     import tensorflow as tf  # imported here: the parent may never need it
 
@@ -268,7 +272,9 @@ def write_shard(records, path, loader, config):
     tmp = _tmp_name(path)
     try:
         with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
+            for i, record in enumerate(records):
+                if progress_queue is not None and i and i % _REPORT_EVERY == 0:
+                    progress_queue.put(_REPORT_EVERY)
                 try:
                     serialized, repairs = prepare_example(record, loader, config)
                 except SkipImage as skip:
@@ -283,10 +289,30 @@ def write_shard(records, path, loader, config):
         progress = {"fingerprint": _fingerprint(records, config, loader), "stats": dataclasses.asdict(stats)}
         _atomic_write_text(_progress_path(path), json.dumps(progress))
         os.replace(tmp, path)
+        if progress_queue is not None and records:
+            progress_queue.put((len(records) - 1) % _REPORT_EVERY + 1)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return stats
+
+
+class _BarQueue:
+    """In-process stand-in for the progress queue: updates the bar directly."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n):
+        self.bar.update(n)
+
+
+def _drain(queue, bar):
+    while True:
+        try:
+            bar.update(queue.get_nowait())
+        except Exception:  # queue.Empty (or a closed manager at the very end)
+            return
 
 
 def _progress_path(shard_path):
@@ -332,7 +358,17 @@ def _clean_output(output, split, num_shards):
                 progress.unlink()
 
 
-def write_shards(records, output, split, loader=load_file, config=EncodeConfig(), shard_size=1024, num_workers=1, seed=0, progress=True):
+def write_shards(
+    records,
+    output,
+    split,
+    loader=load_file,
+    config=EncodeConfig(),
+    shard_size=1024,
+    num_workers=1,
+    seed=0,
+    progress=True,
+):
     """Writes records into ``<output>/<split>-*-of-*.tfrecord`` shards.
 
     Args:
@@ -374,26 +410,36 @@ def write_shards(records, output, split, loader=load_file, config=EncodeConfig()
             todo.append((path, chunk))
         else:
             total.merge(done)
-    bar = tqdm(total=len(records), initial=len(records) - sum(len(c) for _, c in todo), unit="img", desc=f"{split} shards", disable=not progress)
+    already_done = len(records) - sum(len(chunk) for _, chunk in todo)
+    bar = tqdm(total=len(records), initial=already_done, unit="img", desc=f"{split} shards", disable=not progress)
     failures = []
     with bar:
         if num_workers == 1 or len(todo) <= 1:
             for path, chunk in todo:
-                total.merge(write_shard(chunk, path, loader, config))
-                bar.update(len(chunk))
+                total.merge(write_shard(chunk, path, loader, config, _BarQueue(bar)))
         else:
             context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(todo)), mp_context=context) as pool:
-                futures = {pool.submit(write_shard, chunk, path, loader, config): (path, len(chunk)) for path, chunk in todo}
-                for future in concurrent.futures.as_completed(futures):
-                    path, n = futures[future]
-                    try:
-                        total.merge(future.result())
-                    except Exception as e:  # a worker bug: keep the finished shards, report at the end
-                        failures.append((path, repr(e)))
-                    bar.update(n)
+            with context.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
+                min(num_workers, len(todo)), mp_context=context
+            ) as pool:
+                queue = manager.Queue()
+                futures = {pool.submit(write_shard, chunk, path, loader, config, queue): path for path, chunk in todo}
+                pending = set(futures)
+                while pending:
+                    done, pending = concurrent.futures.wait(
+                        pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
+                    )
+                    _drain(queue, bar)
+                    for future in done:
+                        try:
+                            total.merge(future.result())
+                        except Exception as e:  # a worker bug: keep the finished shards, report at the end
+                            failures.append((futures[future], repr(e)))
+                _drain(queue, bar)
     if failures:
-        raise RuntimeError(f"{len(failures)} shard(s) failed (finished shards are kept; rerun to retry): {failures[:3]}")
+        raise RuntimeError(
+            f"{len(failures)} shard(s) failed (finished shards are kept; rerun to retry): {failures[:3]}"
+        )
     return total
 
 
@@ -423,7 +469,7 @@ def format_summary(stats, class_names=None):
     """Human-readable summary: images per class, skipped by reason, repairs."""
     lines = [f"written: {stats.num_written} images, skipped: {stats.num_skipped}"]
     names = list(class_names) if class_names else sorted(stats.written)
-    width = max([len(n) for n in names] + [12])
+    width = max([len(n) for n in names] + [len(k) for k in (*stats.skipped, *stats.repaired)] + [12])
     lines.append("images per class:")
     for name in names:
         lines.append(f"  {name or '(unlabelled)':<{width}}  {stats.written.get(name, 0):>8}")
@@ -464,10 +510,12 @@ def make_shards(config, progress=True):
         seed=config.seed,
         categories_file=config.categories or None,
     )
-    if layout == "folder":
-        if class_names:
-            logging.warning("source=%r is a plain folder: images are unlabelled (-1); --classes is ignored", config.source)
-        class_names = None
+    if layout == "folder" and class_names:
+        raise ValueError(
+            f"source={config.source!r} is read as a plain folder (layout={config.layout!r}: no places365_standard/, "
+            "train/, val/, data_256/, val_256/ or Places365 file lists found), whose images are unlabelled; "
+            "point source at the Places365 root, or drop classes to write unlabelled shards"
+        )
     if not records:
         raise ValueError(f"source={config.source!r} has no images for split={config.split!r} (layout {layout})")
     logging.info("%s layout, %d images for split %s", layout, len(records), config.split)
@@ -481,14 +529,20 @@ def make_shards(config, progress=True):
         seed=config.seed,
         progress=progress,
     )
+    write_summary(config.output, config.split, stats, class_names, layout=layout,
+                  source=os.path.abspath(config.source), config=dataclasses.asdict(config))
+    return stats, f"layout: {layout}, split: {config.split}\n" + format_summary(stats, class_names)
+
+
+def write_summary(output, split, stats, class_names=None, **extra):
+    """Writes ``<output>/summary-<split>.json``: pattern, class names, counts (readers use it to skip a scan)."""
     summary = {
-        "split": config.split,
-        "layout": layout,
-        "source": os.path.abspath(config.source),
-        "file_pattern": file_pattern(config.output, config.split),
-        "class_names": class_names or [],
-        "config": dataclasses.asdict(config),
+        "split": split,
+        "file_pattern": os.path.abspath(file_pattern(output, split)),
+        "class_names": list(class_names or []),
+        **extra,
         **dataclasses.asdict(stats),
     }
-    _atomic_write_text(os.path.join(config.output, f"summary-{config.split}.json"), json.dumps(summary, indent=1))
-    return stats, format_summary(stats, class_names)
+    path = os.path.join(output, f"summary-{split}.json")
+    _atomic_write_text(path, json.dumps(summary, indent=1))
+    return path
