@@ -65,6 +65,8 @@ class Row:
     ours: float = None
     reference: float = None
     target: str = ""
+    ours_best: float = None
+    reference_best: float = None
     skipped: str = ""
     samples: dict = dataclasses.field(default_factory=dict)
     info: dict = dataclasses.field(default_factory=dict)
@@ -74,6 +76,13 @@ class Row:
         if self.ours is None or self.reference is None or not self.reference:
             return None
         return self.ours / self.reference
+
+    @property
+    def best_ratio(self):
+        """Ratio of the best rounds: the least disturbed by background load."""
+        if self.ours_best is None or self.reference_best is None or not self.reference_best:
+            return None
+        return self.ours_best / self.reference_best
 
 
 # --------------------------------------------------------------------------
@@ -117,10 +126,9 @@ class Worker:
         return message
 
     def run(self, calls):
-        """Times `calls` calls; returns (list of seconds, peak RSS bytes)."""
+        """Times `calls` calls; returns (seconds list, peak RSS bytes, CPU seconds, load average)."""
         self._conn.send(("run", calls))
-        _, seconds, rss = self._receive(RUN_TIMEOUT_S, "ok")
-        return seconds, rss
+        return self._receive(RUN_TIMEOUT_S, "ok")[1:]
 
     def close(self):
         if self._proc.is_alive():
@@ -163,11 +171,12 @@ def interleave(specs, repeats, calls, log):
                 log(f"  {label}: FAILED {short_error(error)}")
                 continue
             log(f"  {label} ready in {time.perf_counter() - start:.0f} s")
-            results[label] = {"rates": [], "seconds_per_item": [], "rss_bytes": 0, "info": alive[label].info}
+            results[label] = {"rates": [], "seconds_per_item": [], "cpu_seconds_per_item": [], "load": [],
+                              "rss_bytes": 0, "info": alive[label].info}
         for round_index in range(repeats):
             for label, worker in list(alive.items()):
                 try:
-                    seconds, rss = worker.run(calls)
+                    seconds, rss, cpu, load = worker.run(calls)
                 except WorkerError as error:
                     results[label] = {"error": str(error)}
                     del alive[label]
@@ -176,6 +185,8 @@ def interleave(specs, repeats, calls, log):
                 total = sum(seconds)
                 results[label]["rates"].append(items / total)
                 results[label]["seconds_per_item"].append(total / items)
+                results[label]["cpu_seconds_per_item"].append(cpu / items)
+                results[label]["load"].append(load)
                 results[label]["rss_bytes"] = rss
             summary = ", ".join(
                 f"{lab} {results[lab]['rates'][-1]:.2f}/s" for lab in alive if results[lab].get("rates")
@@ -206,6 +217,9 @@ def _fill(row, results, ours, reference, key="rates", scale=1.0):
         return row
     row.ours = _median(results[ours][key]) * scale
     row.reference = _median(results[reference][key]) * scale
+    best = max if row.better == "higher" else min
+    row.ours_best = best(results[ours][key]) * scale
+    row.reference_best = best(results[reference][key]) * scale
     return row
 
 
@@ -278,7 +292,7 @@ def inference_rows(config, work_dir, log):
         results = interleave(specs, config.repeats, config.infer_calls if batch == 1 else max(1, config.infer_calls // 4), log)
         missing = artifacts.get("error") or "; ".join(artifacts.get("errors", []))
         for label, ref in [("keras", "torch"), ("saved_model", "torch")] + [
-            (f"tflite_{v}", "saved_model") for v in ("float32", "float16", "int8")
+            (f"tflite_{v}", "saved_model") for v in ("float32", "float16", "dynamic_int8", "int8")
         ]:
             if batch == 1:
                 row = Row(f"3. latency batch 1, {label} vs {ref} (ms/img)", "ms", "lower", label, ref)
@@ -286,7 +300,7 @@ def inference_rows(config, work_dir, log):
             else:
                 row = Row(f"3. throughput batch {batch}, {label} vs {ref} (img/s)", "img/s", "higher", label, ref)
                 key, scale = "rates", 1.0
-            row.target = {"saved_model": "<= 1.0x", "tflite_float32": "<= 1.0x", "tflite_int8": "<= 0.7x"}.get(
+            row.target = {"saved_model": "<= 1.0x", "tflite_float32": "<= 1.0x", "tflite_dynamic_int8": "<= 0.7x"}.get(
                 label, "") if batch == 1 else ""
             if label not in results and missing:
                 results[label] = {"error": f"artifact not available: {missing}"}
@@ -363,13 +377,14 @@ def _fmt(value, unit):
 
 def format_table(rows):
     out = io.StringIO()
-    header = f"{'row':74s} {'ours':>8s} {'ref':>8s} {'ratio':>6s}  {'target':10s} note"
+    header = f"{'row':74s} {'ours':>8s} {'ref':>8s} {'ratio':>6s} {'best':>6s}  {'target':10s} note"
     out.write(header + "\n" + "-" * len(header) + "\n")
     for row in rows:
         ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
+        best = "-" if row.best_ratio is None else f"{row.best_ratio:.2f}x"
         note = f"skipped: {row.skipped}" if row.skipped else f"{row.ours_label} vs {row.reference_label}"
         out.write(f"{row.name:74s} {_fmt(row.ours, row.unit):>8s} {_fmt(row.reference, row.unit):>8s} "
-                  f"{ratio:>6s}  {row.target:10s} {note}\n")
+                  f"{ratio:>6s} {best:>6s}  {row.target:10s} {note}\n")
     return out.getvalue()
 
 
@@ -414,7 +429,7 @@ def run(config, log=print):
         "machine": machine,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started, 1),
-        "rows": [dict(dataclasses.asdict(row), ratio=row.ratio) for row in rows],
+        "rows": [dict(dataclasses.asdict(row), ratio=row.ratio, best_ratio=row.best_ratio) for row in rows],
     }
     return rows, report
 

@@ -8,8 +8,8 @@ The parent (``bench_lib``) talks to it over a pipe:
     ------                          ------
     start(factory, **kwargs)  ->    runner = factory(**kwargs)   (build + warm-up)
                               <-    ("ready", runner.info)       or ("error", text)
-    ("run", calls)            ->    seconds of each of `calls` timed calls
-                              <-    ("ok", [s, ...], peak_rss_bytes)
+    ("run", calls)            ->    time `calls` calls
+                              <-    ("ok", [wall s, ...], peak_rss_bytes, cpu_seconds, load_average)
     ("stop",)                 ->    exit
 
 One process per framework keeps TensorFlow's and PyTorch's thread pools from
@@ -49,7 +49,14 @@ def serve(conn, factory_name, kwargs, env):
     """Worker main loop (the target of the spawned process)."""
     os.environ.update(env)
     try:
-        runner = globals()[factory_name](**kwargs)
+        if ":" in factory_name:  # "module:function", for experiments outside this file
+            import importlib
+
+            module_name, function_name = factory_name.split(":")
+            factory = getattr(importlib.import_module(module_name), function_name)
+        else:
+            factory = globals()[factory_name]
+        runner = factory(**kwargs)
         runner.info.setdefault("items_per_call", runner.items)
         runner.info["rss_after_warmup_bytes"] = peak_rss_bytes()
         conn.send(("ready", runner.info))
@@ -63,14 +70,16 @@ def serve(conn, factory_name, kwargs, env):
         calls = int(message[1])
         seconds = []
         try:
+            cpu_start = sum(os.times()[:2])
             for _ in range(calls):
                 start = time.perf_counter()
                 runner.call()
                 seconds.append(time.perf_counter() - start)
+            cpu_seconds = sum(os.times()[:2]) - cpu_start
         except BaseException:  # noqa: BLE001
             conn.send(("error", traceback.format_exc(limit=6)))
             return
-        conn.send(("ok", seconds, peak_rss_bytes()))
+        conn.send(("ok", seconds, peak_rss_bytes(), cpu_seconds, os.getloadavg()[0]))
 
 
 def _warm(call, warmup):
@@ -107,17 +116,14 @@ def _random_batch(batch, size, num_classes, seed=0):
 
 
 def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e-4):
-    """Keras/TF: the package's model compiled the way the trainer compiles it."""
+    """Keras/TF: the model built and compiled by the trainer (train_lib.build_and_compile)."""
     _quiet_tf()
     info = _tf_perf_setup()
     import tensorflow as tf
 
-    from keras_colorize.models import build_colorizer, get_preset
-
-    config = get_preset("paper", image_size=image_size)
-    model = build_colorizer(config)
-    info.update(_compile_like_trainer(model, config, class_weight, learning_rate))
-    lightness, ab, labels = (tf.constant(a) for a in _random_batch(batch_size, image_size, config.num_classes))
+    model, num_classes, how = _trainer_model(image_size, class_weight, learning_rate)
+    info.update(how)
+    lightness, ab, labels = (tf.constant(a) for a in _random_batch(batch_size, image_size, num_classes))
     targets = {"ab": ab, "class": labels}
 
     def call():
@@ -129,33 +135,38 @@ def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e
     return Runner(call, batch_size, info)
 
 
-def _compile_like_trainer(model, config, class_weight, learning_rate):
-    """Compiles `model` through the trainer's own helper when it has one."""
+def _trainer_model(image_size, class_weight, learning_rate):
+    """(compiled model, classes, description): the trainer's own path when it exists.
+
+    ``train_lib.build_and_compile`` with a default ``TrainConfig`` (paper
+    preset, Adam, the trainer's jit/precision defaults), so that whatever the
+    trainer sets up for speed is what is measured. Falls back to
+    ``build_colorizer`` + ``model.compile`` without the trainer.
+    """
     import keras
+    import tensorflow as tf
+
+    from keras_colorize.models import build_colorizer, get_preset, losses
 
     try:
         from keras_colorize import train_lib
 
-        compile_model = getattr(train_lib, "compile_model")
-    except (ImportError, AttributeError):
-        compile_model = None
-    if compile_model is not None:
-        compile_model(model, config, class_weight=class_weight, learning_rate=learning_rate)
-        return {"compiled_by": "keras_colorize.train_lib.compile_model", "jit_compile": model.jit_compile}
-    from keras_colorize.models import losses
-
+        config = train_lib.TrainConfig(
+            work_dir="unused", demo_data_dir="unused", model_preset="paper", image_size=image_size,
+            class_loss_weight=class_weight, learning_rate=learning_rate, optimizer="adam")
+        model, _ = train_lib.build_and_compile(config, tf.distribute.get_strategy(), total_steps=10_000)
+        return model, config.num_classes, {
+            "compiled_by": "keras_colorize.train_lib.build_and_compile",
+            "jit_compile": config.jit_compile, "precision": config.precision,
+            "steps_per_execution": config.steps_per_execution}
+    except (ImportError, AttributeError) as error:
+        reason = f"{type(error).__name__}: {error}"
+    config = get_preset("paper", image_size=image_size)
+    model = build_colorizer(config)
     loss, loss_weights = losses.colorizer_losses(config, class_weight=class_weight)
-    jit = "auto"
-    try:
-        from keras_colorize import perf
-
-        jit = perf.jit_compile_default()
-    except (ImportError, AttributeError):
-        pass
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, loss_weights=loss_weights, jit_compile=jit
-    )
-    return {"compiled_by": "benchmarks (model.compile with colorizer_losses)", "jit_compile": model.jit_compile}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, loss_weights=loss_weights,
+                  jit_compile=False)
+    return model, config.num_classes, {"compiled_by": f"benchmarks fallback ({reason})", "jit_compile": False}
 
 
 def torch_train(image_size, batch_size, warmup, channels_last=True, class_weight=0.01, learning_rate=1e-4):
@@ -311,16 +322,23 @@ def tf_pipeline(file_pattern, image_size, batch_size, batches_per_call, full):
 
 
 def colorize_file(model_path, image_path, output_dir, warmup):
-    """keras_colorize.inference.Colorizer on one file: decode, predict, merge, encode."""
+    """One JPEG file to one JPEG file: read, colorize at full resolution, write.
+
+    Uses the public API (keras_colorize.inference.Colorizer, images.read_image
+    and images.write_image), the path ``kc-colorize`` takes for one file.
+    """
     _quiet_tf()
     info = _tf_perf_setup()
+    from keras_colorize import images
     from keras_colorize import inference
 
-    colorizer = inference.Colorizer.from_path(model_path) if hasattr(inference.Colorizer, "from_path") else inference.Colorizer(model_path)
+    colorizer = inference.Colorizer.from_path(model_path)
     output = os.path.join(output_dir, "colorized.jpg")
 
     def call():
-        colorizer.colorize_file(image_path, output)
+        picture = images.read_image(image_path)
+        (rgb, _), = colorizer.colorize_pictures([picture])
+        images.write_image(output, rgb, image_format="JPEG", quality=95)
 
     info["warmup_seconds"] = _warm(call, warmup)
     return Runner(call, 1, info)
@@ -404,17 +422,20 @@ def export_artifacts(out_dir, image_size, seed=0):
     return Runner(lambda: None, 0, info)
 
 
-def _export_tflite(model, out_dir):
-    """{variant: path} through keras_colorize.export.tflite (float32, float16, int8)."""
+def _export_tflite(model, out_dir, calibration_steps=8):
+    """{variant: path} through keras_colorize.export.tflite.convert_variants."""
     from keras_colorize.export import tflite
 
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {}
-    for variant in ("float32", "float16", "int8"):
-        path = os.path.join(out_dir, f"colorizer_{variant}.tflite")
-        tflite.export_tflite(model, path, quantization=variant)
-        paths[variant] = path
-    return paths
+    size = int(model.inputs[0].shape[1])
+
+    def calibration():  # speed does not depend on what the ranges were calibrated on
+        rng = np.random.default_rng(0)
+        for _ in range(calibration_steps):
+            yield {"L": rng.random((1, size, size, 1), dtype=np.float32)}
+
+    converted = tflite.convert_variants(model, out_dir, variants=tflite.VARIANTS, calibration=calibration,
+                                        overwrite=True)
+    return {variant: str(path) for variant, path in converted.paths.items()}
 
 
 def e2e_inputs(out_dir, megapixels, seed=0):

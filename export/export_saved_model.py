@@ -41,7 +41,10 @@ def main(argv):
         output=_OUTPUT.value, version=_VERSION.value, model_path=_MODEL.value, preset=_PRESET.value,
         overwrite=_OVERWRITE.value, output_format=_FORMAT.value, jpeg_quality=_QUALITY.value,
         max_pixels=_MAX_PIXELS.value, class_names_file=_CLASSES.value)
-    path = export_lib.export_saved_model(config)
+    try:
+        path = export_lib.export_saved_model(config)
+    except (ValueError, FileExistsError) as e:
+        sys.exit(f"export_saved_model: error: {e}")
     print(f"SavedModel written to {path}")
     print(f"inspect: saved_model_cli show --all --dir {path}")
 

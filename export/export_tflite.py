@@ -48,7 +48,10 @@ def main(argv):
         calibration_shards=_CALIBRATION.value, calibration_steps=_CALIBRATION_STEPS.value, photos_dir=_PHOTOS.value,
         num_photos=_NUM_PHOTOS.value, report=_REPORT.value, num_threads=_THREADS.value, timed_runs=_RUNS.value,
         overwrite=_OVERWRITE.value, name=_NAME.value)
-    result = export_lib.export_tflite(config)
+    try:
+        result = export_lib.export_tflite(config)
+    except (ValueError, FileExistsError) as e:
+        sys.exit(f"export_tflite: error: {e}")
     for variant, path in result.paths.items():
         print(f"{variant}: {path}")
 

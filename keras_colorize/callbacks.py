@@ -198,6 +198,11 @@ class PaperValidation(keras.callbacks.Callback):
 # ---------------------------------------------------------------------------
 
 
+def global_step(model):
+    """The optimizer's step count as an int (also for distributed variables)."""
+    return int(tf.convert_to_tensor(model.optimizer.iterations))
+
+
 def current_learning_rate(optimizer):
     """The optimizer's learning rate now (through a LossScaleOptimizer wrapper)."""
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
@@ -237,7 +242,7 @@ class ThroughputMonitor(keras.callbacks.Callback):
         self._first_call = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = int(self.model.optimizer.iterations)
+        self._epoch_base = global_step(self.model)
         self._epoch_busy, self._epoch_steps = 0.0, 0
         self._window_start, self._window_busy, self._window_steps = time.time(), 0.0, 0
         self._last_logged_step = self._epoch_base
@@ -342,7 +347,7 @@ class BestModelSaver(keras.callbacks.Callback):
             return
         if self.best is not None and value >= self.best[self.monitor]:
             return
-        self.best = {self.monitor: float(value), "epoch": epoch + 1, "step": int(self.model.optimizer.iterations)}
+        self.best = {self.monitor: float(value), "epoch": epoch + 1, "step": global_step(self.model)}
         save_model_atomic(self.model, self.path)
         atomic_write_text(self.info_path, json.dumps(self.best, indent=1))
         logging.info("new best %s %.6f at epoch %d: saved %s", self.monitor, value, epoch + 1, self.path)
@@ -404,13 +409,13 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if latest is None:
             return 0
         self._checkpoint.restore(latest).assert_existing_objects_matched()
-        step = int(self.model.optimizer.iterations)
+        step = global_step(self.model)
         self._last_saved = step
         logging.info("restored %s (step %d)", latest, step)
         return step
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = int(self.model.optimizer.iterations)
+        self._epoch_base = global_step(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.every_steps:
@@ -421,7 +426,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.save(step)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save(int(self.model.optimizer.iterations))
+        self.save(global_step(self.model))
 
     def save(self, step):
         if step == self._last_saved:

@@ -164,6 +164,8 @@ def _read(job):
         return e
     except MemoryError:
         return images.ImageReadError(f"{job.source}: out of memory while decoding")
+    except Exception as e:  # noqa: BLE001 - one odd file must not end the run
+        return images.ImageReadError(f"{job.source}: cannot decode ({type(e).__name__}: {e})")
 
 
 def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress=True):

@@ -15,7 +15,6 @@ and calls :func:`train`; tests call :func:`train` directly. Read top to bottom:
    the validation set, ``final.keras`` and ``summary.json``.
 
 Work directory::
-
     flags.txt            the resolved flags (a flagfile that reproduces the run)
     config.json          the same as JSON, checked when the directory is reused
     checkpoints/         ckpt-<step>: weights + optimizer state + step (resume)
@@ -37,7 +36,15 @@ import sys
 import time
 from typing import Optional
 
+import keras
+import tensorflow as tf
 from absl import logging
+
+from keras_colorize import callbacks as cb
+from keras_colorize import models
+from keras_colorize.data import demo
+from keras_colorize.data import features
+from keras_colorize.data import pipeline
 
 MODEL_PRESETS = ("paper", "tiny")
 OPTIMIZERS = ("adam", "adamw", "adadelta", "sgd", "rmsprop")
@@ -74,9 +81,8 @@ class TrainConfig:
       >>> config = TrainConfig(work_dir="runs/tiny", demo_data_dir="runs/demo_data",
       ...                      model_preset="tiny", num_classes=5, batch_size=8,
       ...                      epochs=2, steps_per_epoch=10, precision="float32")
-      >>> summary = train(config)
+      >>> result = train(config)  # result.summary, result.model
     """
-
     work_dir: str = ""
     # Data
     train_data: str = ""
@@ -113,7 +119,6 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every_steps: int = 50
     grid_images: int = 8
-
     def __post_init__(self):
         def fail(name, why):
             raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
@@ -149,27 +154,22 @@ class TrainConfig:
         if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):
             fail("encoder_weights", "expected a .weights.h5 file written by keras_colorize.tools.port_resnet34")
         # Resolve the preset now: the config then holds the architecture that is trained.
-        from keras_colorize.models import get_preset  # pylint: disable=import-outside-toplevel
-
-        preset = get_preset(self.model_preset)
+        preset = models.get_preset(self.model_preset)
         for name in ("image_size", "num_classes", "width"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, getattr(preset, name))
+        if not (isinstance(self.image_size, int) and self.image_size >= 32 and self.image_size % 32 == 0):
+            fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
         try:
             self.model_config()
         except ValueError as e:
             raise ConfigError(str(e)) from None
-
     def model_config(self):
         """The :class:`keras_colorize.models.ModelConfig` this run trains."""
-        from keras_colorize.models import get_preset  # pylint: disable=import-outside-toplevel
-
-        return get_preset(self.model_preset, image_size=self.image_size, num_classes=self.num_classes,
+        return models.get_preset(self.model_preset, image_size=self.image_size, num_classes=self.num_classes,
                           width=float(self.width), fusion=self.fusion)
-
     def to_dict(self):
         return dataclasses.asdict(self)
-
     def to_flags(self):
         """The config as flagfile text (``--name=value`` lines)."""
         lines = []
@@ -192,8 +192,6 @@ def make_strategy(config):
     Must run before any other TensorFlow op (multi-worker collectives and
     logical CPU devices are configured when the runtime starts).
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
     if config.num_cpu_devices:
         _split_cpu(config.num_cpu_devices)
     if config.strategy == "default":
@@ -204,16 +202,35 @@ def make_strategy(config):
         return tf.distribute.MirroredStrategy(devices)
     if config.strategy == "multi_worker":
         _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=config.tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
 
 
-def _split_cpu(count):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """``MultiWorkerMirroredStrategy`` with a ``reduce`` that Keras 3's ``fit`` can use.
 
+    Keras 3 calls ``strategy.reduce`` on the first ``(x, y)`` batch (to build
+    the model symbolically) and with ``axis=0`` on the scalar losses of every
+    step. ``MirroredStrategy`` accepts both; the multi-worker strategy fails
+    on nested values and on ``axis=0`` of a scalar (keras-team/keras#20585).
+    This reduces leaf by leaf, scalars across replicas only.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        parent = super()
+
+        def reduce_leaf(leaf):
+            local = self.experimental_local_results(leaf)[0]
+            leaf_axis = axis if axis is not None and tf.convert_to_tensor(local).shape.rank else None
+            return parent.reduce(reduce_op, leaf, leaf_axis)
+
+        return tf.nest.map_structure(reduce_leaf, value)
+
+
+def _split_cpu(count):
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
     if current is not None and len(current) == count:
@@ -253,7 +270,6 @@ def is_chief(strategy):
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     """The shards a run reads, and what was learned about them."""
-
     train_files: tuple
     val_files: tuple
     train_examples: int
@@ -291,10 +307,6 @@ def _shard_stats_from_summary(files):
 
 def _scan_shards(files):
     """(examples, max label) by reading every record's label."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    from keras_colorize.data import features  # pylint: disable=import-outside-toplevel
-
     size_gb = sum(os.path.getsize(f) for f in files) / 1e9
     if size_gb > 1:
         logging.info("scanning %.1f GB of shards for the example count and labels", size_gb)
@@ -316,8 +328,6 @@ def resolve_data(config):
     """Checks the data of ``config`` (building the demo shards if asked) -> :class:`DataSpec`."""
     train_pattern, val_pattern = config.train_data, config.val_data
     if config.demo_data_dir and not (train_pattern and val_pattern):
-        from keras_colorize.data import demo  # pylint: disable=import-outside-toplevel
-
         start = time.time()
         patterns = demo.ensure_demo_shards(os.path.expanduser(config.demo_data_dir))
         logging.info("demo shards ready in %s (%.1f s)", config.demo_data_dir, time.time() - start)
@@ -369,13 +379,15 @@ def check_work_dir(config):
     return True
 
 
-def validate(config, check_data=True):
+def validate(config, check_data=True, check_dir=True):
     """All checks that need no training: work directory, and the data if ``check_data``.
 
     Flagfile tests call it with ``check_data=False`` (the Places365 shards are
-    not on the CI machine).
+    not on the CI machine). Non-chief workers skip ``check_dir`` (the chief
+    writes the directory while they would read it).
     """
-    check_work_dir(config)
+    if check_dir:
+        check_work_dir(config)
     if config.encoder_weights and check_data and not os.path.exists(config.encoder_weights):
         raise ConfigError(
             f"encoder_weights={config.encoder_weights!r} does not exist; write it with "
@@ -384,13 +396,11 @@ def validate(config, check_data=True):
 
 
 def _write_run_files(config):
-    from keras_colorize.callbacks import atomic_write_text  # pylint: disable=import-outside-toplevel
-
     os.makedirs(config.work_dir, exist_ok=True)
-    atomic_write_text(os.path.join(config.work_dir, "config.json"), json.dumps(config.to_dict(), indent=1) + "\n")
+    cb.atomic_write_text(os.path.join(config.work_dir, "config.json"), json.dumps(config.to_dict(), indent=1) + "\n")
     header = (f"# Resolved flags of the run in {config.work_dir} (rerun: python -m keras_colorize.train "
               f"--flagfile={os.path.join(config.work_dir, 'flags.txt')})\n")
-    atomic_write_text(os.path.join(config.work_dir, "flags.txt"), header + config.to_flags())
+    cb.atomic_write_text(os.path.join(config.work_dir, "flags.txt"), header + config.to_flags())
 
 
 # ---------------------------------------------------------------------------
@@ -400,8 +410,6 @@ def _write_run_files(config):
 
 def make_optimizer(config, total_steps):
     """The optimizer of ``config`` with its learning-rate schedule."""
-    import keras  # pylint: disable=import-outside-toplevel
-
     lr = config.learning_rate
     warmup = min(config.warmup_steps, max(total_steps - 1, 0))
     if config.lr_schedule == "cosine" or warmup:
@@ -423,10 +431,6 @@ def make_optimizer(config, total_steps):
 
 def build_and_compile(config, strategy, total_steps):
     """The compiled colorizer, with optimizer variables built (so checkpoints restore)."""
-    import keras  # pylint: disable=import-outside-toplevel
-
-    from keras_colorize import models  # pylint: disable=import-outside-toplevel
-
     model_config = config.model_config()
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
@@ -437,6 +441,8 @@ def build_and_compile(config, strategy, total_steps):
             if config.encoder_weights:
                 models.load_encoder_weights(model, config.encoder_weights)
                 logging.info("encoder initialized from %s", config.encoder_weights)
+            if strategy.num_replicas_in_sync > 1:
+                _synchronize_batch_norm(model)
             loss, loss_weights = models.colorizer_losses(model_config, class_weight=config.class_loss_weight)
             model.compile(optimizer=make_optimizer(config, total_steps), loss=loss, loss_weights=loss_weights,
                           jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
@@ -446,20 +452,35 @@ def build_and_compile(config, strategy, total_steps):
     return model, loss
 
 
-def _train_dataset(config, data, strategy, seed):
-    from keras_colorize.data import pipeline  # pylint: disable=import-outside-toplevel
+def _synchronize_batch_norm(model):
+    """Makes every BatchNormalization use the statistics of the global batch.
 
+    With several replicas each would otherwise normalize with, and update its
+    moving averages from, its own slice of the batch: the replicas' moving
+    statistics drift apart (seen here on two CPU replicas), and small
+    per-replica batches give noisy statistics. Synchronized, training matches
+    one device with the global batch, and all replicas hold identical weights.
+    """
+    count = 0
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            count += 1
+        stack.extend(getattr(layer, "layers", []))
+    logging.info("%d BatchNormalization layers synchronized across replicas", count)
+
+
+def _train_dataset(config, data, strategy, seed):
     def dataset_fn(input_context):
         return pipeline.make_dataset(list(data.train_files), "train", config.image_size, config.batch_size,
                                      seed=seed, with_class=config.fusion, repeat=True,
                                      input_context=input_context)
-
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def _val_dataset(config, data):
-    from keras_colorize.data import pipeline  # pylint: disable=import-outside-toplevel
-
     batch = config.val_batch_size or config.batch_size
     ds = pipeline.make_dataset(list(data.val_files), "val", config.image_size, batch, with_class=config.fusion)
     images = data.val_examples if not config.val_steps else min(data.val_examples, config.val_steps * batch)
@@ -485,10 +506,6 @@ def _grid_batch(val_ds, count):
 
 
 def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
-    import keras  # pylint: disable=import-outside-toplevel
-
-    from keras_colorize import callbacks as cb  # pylint: disable=import-outside-toplevel
-
     log_dir = os.path.join(config.work_dir, "logs")
     evaluator = cb.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
                                        jit_compile=config.jit_compile)
@@ -527,8 +544,15 @@ def _fit_phases(start_step, steps_per_epoch, epochs):
     return phases
 
 
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns: the summary (also in ``summary.json``) and the trained model."""
+    summary: dict
+    model: object
+
+
 def train(config):
-    """Trains (or resumes) the run of ``config``; returns the summary dict.
+    """Trains (or resumes) the run of ``config``; returns a :class:`TrainResult`.
 
     Raises:
       ConfigError: before any training, for bad flags, data or work directory.
@@ -539,8 +563,8 @@ def train(config):
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size={config.batch_size} is the global batch and must be divisible by the "
                           f"{replicas} replicas of strategy={config.strategy!r}")
-    data = validate(config)
     chief = is_chief(strategy)
+    data = validate(config, check_dir=chief)
     resolver = getattr(strategy, "cluster_resolver", None)
     worker_index = getattr(resolver, "task_id", 0) or 0
     if chief:
@@ -550,34 +574,32 @@ def train(config):
     logging.info("%s: %d train / %d val examples, %d replicas, global batch %d, %d steps/epoch, %d epochs",
                  config.work_dir, data.train_examples, data.val_examples, replicas, config.batch_size,
                  steps_per_epoch, config.epochs)
-
     model, loss = build_and_compile(config, strategy, total_steps)
     val_ds = _val_dataset(config, data)
     callbacks, checkpoint, evaluator = _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps)
     start_step = checkpoint.restore()
     if start_step >= total_steps:
         logging.info("%s already finished (step %d of %d)", config.work_dir, start_step, total_steps)
-
     verbose = 1 if chief and sys.stdout.isatty() else 0
     history = {}
     train_start = time.time()
     for initial_epoch, epochs, steps in _fit_phases(start_step, steps_per_epoch, config.epochs):
-        step = int(model.optimizer.iterations)
+        step = cb.global_step(model)
         # A resumed run reshuffles from a seed tied to its step: reproducible, and not a replay.
         train_ds = _train_dataset(config, data, strategy, seed=config.seed + step)
         result = model.fit(train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
-                           callbacks=callbacks, verbose=verbose)
+                           callbacks=callbacks, verbose=verbose, shuffle=False)
         for name, values in result.history.items():
             history.setdefault(name, []).extend(float(v) for v in values)
     train_seconds = time.time() - train_start
-
     summary = _finish(config, model, evaluator, history, chief, start_step, total_steps, train_seconds)
     summary["wall_time_s"] = round(time.time() - run_start, 1)
     if chief:
-        from keras_colorize.callbacks import atomic_write_text  # pylint: disable=import-outside-toplevel
-
-        atomic_write_text(os.path.join(config.work_dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
-    return summary
+        cb.atomic_write_text(os.path.join(config.work_dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
+    if config.strategy == "multi_worker":
+        # Workers leave together: one that exits while the chief still evaluates looks crashed to it.
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    return TrainResult(summary, model)
 
 
 # ---------------------------------------------------------------------------
@@ -586,16 +608,11 @@ def train(config):
 
 
 def _finish(config, model, evaluator, history, chief, start_step, total_steps, train_seconds):
-    import keras  # pylint: disable=import-outside-toplevel
-
-    from keras_colorize import callbacks as cb  # pylint: disable=import-outside-toplevel
-    from keras_colorize import models  # pylint: disable=import-outside-toplevel,unused-import
-
     final_path = os.path.join(config.work_dir, "final.keras")
     best_path = os.path.join(config.work_dir, "best.keras")
     summary = {
         "work_dir": os.path.abspath(config.work_dir),
-        "steps": int(model.optimizer.iterations),
+        "steps": cb.global_step(model),
         "total_steps": total_steps,
         "resumed_from_step": start_step,
         "train_seconds": round(train_seconds, 1),

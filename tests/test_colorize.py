@@ -109,6 +109,7 @@ def test_refuses_unsafe_outputs(tiny_model_path, bw_dir, tmp_path):
     assert sorted(p.name for p in source.iterdir()) == ["a.jpg"]
 
 
+@pytest.mark.slow
 def test_kill_and_rerun_resumes(tiny_model_path, bw_dir, tmp_path):
     """SIGKILL mid-run leaves only complete outputs; the rerun skips them and finishes the rest."""
     source = tmp_path / "in"

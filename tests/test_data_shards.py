@@ -1,13 +1,11 @@
 """The shard tool over real photos plus planted bad files; atomic, resumable writing; the CLI."""
 
-import io
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
-import textwrap
 import zlib
 
 import numpy as np
@@ -253,6 +251,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "keras_colorize.data.make_shards", *args], env=env, capture_output=True, text=True, cwd=REPO)
 
 
+@pytest.mark.slow  # three TensorFlow start-ups (the CLI and two spawned workers)
 def test_cli_parallel_workers(messy_folder, tmp_path):
     out = tmp_path / "out"
     proc = _cli(f"--source={messy_folder}", f"--output={out}", "--split=test", "--shard_size=10", "--num_workers=2", "--short_side=96")

@@ -64,15 +64,20 @@ class SavedModelExportConfig:
 
 
 def export_saved_model(config, model=None):
-    """Writes ``<output>/<version>/``; returns its path. ``model`` overrides model_path/preset."""
-    if model is None:
-        model, _ = load_model(config.model_path, config.preset)
+    """Writes ``<output>/<version>/``; returns its path. ``model`` overrides model_path/preset.
+
+    Arguments are checked (version, existing folder, format, class list) before the model is loaded.
+    """
+    saved_model_lib.check_target(config.output, config.version, config.overwrite)
     serving = saved_model_lib.ServingConfig(
         output_format=config.output_format,
         jpeg_quality=config.jpeg_quality,
         max_pixels=config.max_pixels,
         class_names=read_class_names(config.class_names_file),
     )
+    serving.validate(num_classes=len(serving.class_names) if serving.class_names else None)
+    if model is None:
+        model, _ = load_model(config.model_path, config.preset)
     return saved_model_lib.export_saved_model(model, config.output, config.version, serving, config.overwrite)
 
 

@@ -190,6 +190,15 @@ def _check_version(version):
     return number
 
 
+def check_target(output, version, overwrite=False):
+    """``<output>/<version>`` as a Path; ValueError for a bad version, FileExistsError if it exists."""
+    number = _check_version(version)
+    target = pathlib.Path(output) / str(number)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    return target
+
+
 def export_saved_model(model, output, version, config=None, overwrite=False):
     """Write the serving SavedModel to ``<output>/<version>/``, atomically.
 
@@ -209,11 +218,9 @@ def export_saved_model(model, output, version, config=None, overwrite=False):
     Returns:
       ``pathlib.Path`` of the written version folder.
     """
-    number = _check_version(version)
-    output = pathlib.Path(output)
-    target = output / str(number)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    target = check_target(output, version, overwrite)
+    number = int(target.name)
+    output = target.parent
     archive = build_export_archive(model, config)
     output.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{number}-", dir=output))

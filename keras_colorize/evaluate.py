@@ -1,0 +1,67 @@
+r"""Evaluate models like the paper: ``kc-evaluate`` / ``python -m keras_colorize.evaluate``.
+
+    python -m keras_colorize.evaluate --model P1=runs/p1/model.keras --model "P2 w/o fusion"=runs/p2/model.keras \
+        --data=../shared/data/landscapes --output=runs/eval
+
+``--data`` is a folder of colour images (converted to gray for the input) or a
+glob of TFRecord shards. Writes ``metrics.json``, ``metrics.md`` (the table,
+one row per model plus the "predict gray" baseline) and ``grid.png``
+(input, each model, ground truth) into ``--output``, and prints the table.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app
+from absl import flags
+
+from keras_colorize import evaluate_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("model", None, "NAME=PATH of a .keras file or SavedModel folder; repeat for more models.")
+flags.DEFINE_string("data", None, "Folder of colour images, or a glob of TFRecord shards.")
+flags.DEFINE_string("output", None, "Folder for metrics.json, metrics.md and grid.png.")
+flags.DEFINE_integer("image_size", None, "Evaluation resolution (default: the largest model input size).")
+flags.DEFINE_integer("batch_size", 16, "Images per network call.")
+flags.DEFINE_integer("max_images", None, "Evaluate at most this many images.")
+flags.DEFINE_integer("grid_rows", 6, "Rows of the comparison grid (seeded random sample).")
+flags.DEFINE_list("grid_images", [], "Images to show in the grid instead (relative paths, shard sources or indices).")
+flags.DEFINE_integer("seed", 0, "Seed of the grid sample.")
+flags.DEFINE_string("labels_csv", None, "CSV with columns 'file' (relative to --data) and --label_column, "
+                    "for per-class figures on a folder (default: first sub-folder level is the class).")
+flags.DEFINE_string("label_column", "class", "Class column of --labels_csv.")
+flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for name in ("model", "data", "output"):
+        if not FLAGS[name].value:
+            raise app.UsageError(f"--{name} is required")
+    try:
+        config = evaluate_lib.EvalConfig(
+            models=tuple(evaluate_lib.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
+            output=FLAGS.output, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
+            max_images=FLAGS.max_images, grid_rows=FLAGS.grid_rows, grid_images=tuple(FLAGS.grid_images),
+            seed=FLAGS.seed, labels_csv=FLAGS.labels_csv, label_column=FLAGS.label_column)
+        result = evaluate_lib.run(config, progress=FLAGS.progress)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(evaluate_lib.markdown_table(result, config.models))
+    for failure in result["failed"]:
+        print(f"  FAILED {failure['file']}: {failure['reason']}")
+    print(f"wrote {FLAGS.output}/metrics.json, metrics.md" + (", grid.png" if result["grid_names"] else ""))
+    return 1 if result["failed"] else 0
+
+
+def run():
+    """Console-script entry point (``kc-evaluate``)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,154 @@
+"""Evaluation: metrics against an independent NumPy/skimage computation, reports, shards."""
+
+import csv
+import json
+import warnings
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import color as skcolor
+from skimage.metrics import structural_similarity
+
+from keras_colorize import evaluate_lib
+from keras_colorize import inference
+from keras_colorize.models import build_colorizer, get_preset
+
+SIZE = 64  # the tiny model's input: evaluation views equal the files, no resampling in the test
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_colorizer(get_preset("tiny")).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(landscapes_dir, tmp_path_factory):
+    """Eight real landscape photos as 64x64 PNGs (lossless, so the views are exactly these pixels)."""
+    folder = tmp_path_factory.mktemp("photos")
+    names = sorted(p.name for p in landscapes_dir.glob("*.jpg"))[::47][:8]
+    for name in names:
+        with Image.open(landscapes_dir / name) as image:
+            image.convert("RGB").resize((SIZE, SIZE), Image.LANCZOS).save(folder / f"{name[:-4]}.png")
+    return folder
+
+
+def _reference_metrics(rgb, ab_pred):
+    """Independent per-image metrics: NumPy + skimage only."""
+    lab = skcolor.rgb2lab(rgb / 255.0)
+    l_in = lab[..., :1] / 100.0
+    ab_true = (lab[..., 1:] + 128.0) / 255.0
+    diff = ab_pred - ab_true
+    lab_pred = np.concatenate([lab[..., :1], ab_pred * 255.0 - 128.0], axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "negative Z values clipped": out-of-gamut predictions
+        rgb_pred = np.round(np.clip(skcolor.lab2rgb(lab_pred), 0, 1) * 255.0)
+    lab_got = skcolor.rgb2lab(rgb_pred / 255.0)
+    got = np.concatenate([lab_got[..., :1] / 100.0, (lab_got[..., 1:] + 128.0) / 255.0], axis=-1)
+    truth = np.concatenate([l_in, ab_true], axis=-1)
+    mse_rgb = np.mean((rgb_pred - rgb) ** 2)
+
+    def colorfulness(image):
+        r, g, b = image[..., 0], image[..., 1], image[..., 2]
+        rg, yb = r - g, 0.5 * (r + g) - b
+        return np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+
+    return {
+        "mae": np.mean(np.abs(diff)),
+        "mse_ab": np.mean(diff**2),
+        "mse_lab": np.mean((got - truth) ** 2),
+        "psnr": 10 * np.log10(255.0**2 / mse_rgb) if mse_rgb > 0 else np.inf,
+        "ssim": structural_similarity(rgb, rgb_pred, data_range=255, channel_axis=-1, gaussian_weights=True,
+                                      sigma=1.5, use_sample_covariance=False),
+        "colorfulness": colorfulness(rgb_pred),
+        "colorfulness_true": colorfulness(rgb),
+    }
+
+
+def test_metrics_match_independent_computation(tiny_model_path, photos):
+    colorizer = inference.Colorizer.from_path(tiny_model_path)
+    result, grid = evaluate_lib.evaluate({"tiny": colorizer}, str(photos), SIZE, batch_size=3, grid_rows=2,
+                                         progress=False)
+    assert result["num_images"] == 8 and len(grid) == 2
+    expected = {"tiny": [], evaluate_lib.GRAY_BASELINE: []}
+    for row in result["per_image"]:
+        rgb = np.asarray(Image.open(photos / row["name"]).convert("RGB"), np.float64)
+        l_in = skcolor.rgb2lab(rgb / 255.0)[..., :1] / 100.0
+        predictions = {"tiny": colorizer.predict_ab(l_in[None].astype(np.float32))[0].astype(np.float64),
+                       evaluate_lib.GRAY_BASELINE: np.full(l_in.shape[:2] + (2,), 128.0 / 255.0)}
+        for name, ab_pred in predictions.items():
+            reference = _reference_metrics(rgb, ab_pred)
+            expected[name].append(reference)
+            got = row[name]
+            assert got["mae"] == pytest.approx(reference["mae"], rel=2e-3, abs=2e-5), (name, row["name"])
+            assert got["mse_ab"] == pytest.approx(reference["mse_ab"], rel=2e-3, abs=2e-6)
+            assert got["mse_lab"] == pytest.approx(reference["mse_lab"], rel=1e-2, abs=2e-6)
+            assert got["psnr"] == pytest.approx(reference["psnr"], abs=0.05)
+            assert got["ssim"] == pytest.approx(reference["ssim"], abs=2e-3)
+            # abs: skimage's rounded D65 white makes its "gray" very slightly tinted (see color.py)
+            assert got["colorfulness"] == pytest.approx(reference["colorfulness"], rel=1e-3, abs=0.15)
+            assert row["colorfulness_true"] == pytest.approx(reference["colorfulness_true"], rel=1e-3)
+    for name, references in expected.items():
+        mean = result["models"][name]["mean"]
+        for key in ("mae", "mse_ab", "psnr", "colorfulness"):
+            assert mean[key] == pytest.approx(np.mean([r[key] for r in references]), rel=2e-3, abs=0.15)
+        ratio = np.mean([r["colorfulness"] for r in references]) / np.mean(
+            [r["colorfulness_true"] for r in references])
+        assert mean["colorfulness_ratio"] == pytest.approx(ratio, rel=2e-3, abs=0.01)
+    gray = result["models"][evaluate_lib.GRAY_BASELINE]["mean"]
+    assert gray["colorfulness"] == 0.0 and gray["colorfulness_ratio"] == 0.0
+    assert gray["mae"] > 0.005  # real colour photos are not gray
+
+
+def test_cli_writes_json_table_grid_and_classes(tiny_model_path, photos, tmp_path):
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "scene"])
+        for path in sorted(photos.glob("*.png")):
+            writer.writerow([path.name, "".join(c for c in path.stem if c.isalpha())])
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_colorize.evaluate", "--model", f"P1 tiny={tiny_model_path}",
+         "--model", f"again={tiny_model_path}", f"--data={photos}", f"--output={out}", "--grid_rows=3",
+         f"--labels_csv={labels}", "--label_column=scene", "--noprogress"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (out / "metrics.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| Model | Average MAE")
+    assert [r.split("|")[1].strip() for r in rows[1:4]] == ["Gray baseline", "P1 tiny", "again"]
+    assert "| Gray baseline |" in result.stdout
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["num_images"] == 8 and set(data["models"]) == {"Gray baseline", "P1 tiny", "again"}
+    assert data["models"]["P1 tiny"]["mean"] == data["models"]["again"]["mean"]
+    assert set(data["per_class"]) == {"clouds", "shine", "sunrise"}
+    assert sum(entry["count"] for entry in data["per_class"].values()) == 8
+    with Image.open(out / "grid.png") as grid:
+        columns, rows_ = 5, 3  # input, gray, two models, ground truth
+        assert grid.width == columns * (192 + 4) + 4 and grid.height == 28 + rows_ * (192 + 4) + 4
+    bad = subprocess.run([sys.executable, "-m", "keras_colorize.evaluate", "--model", "x=/nope.keras",
+                          f"--data={photos}", f"--output={out}"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_shards_and_chosen_grid_images(tiny_model_path, tmp_path):
+    from keras_colorize.data import demo
+
+    shards = demo.ensure_demo_shards(tmp_path / "demo", num_train=8, num_val=8, num_test=20, image_size=64)
+    config = evaluate_lib.EvalConfig(models=(("tiny", str(tiny_model_path)),), data=shards["test"],
+                                     output=str(tmp_path / "eval"), grid_images=("3", "0"), batch_size=8)
+    result = evaluate_lib.run(config, progress=False)
+    assert result["num_images"] == 20
+    assert result["per_class"], "demo shards carry class labels"
+    assert sum(entry["count"] for entry in result["per_class"].values()) == 20
+    assert len(result["grid_names"]) == 2
+    names = [row["name"] for row in result["per_image"]]
+    assert result["grid_names"] == [names[3], names[0]]
+    with pytest.raises(ValueError, match="model names must be unique"):
+        evaluate_lib.EvalConfig(models=(("a", str(tiny_model_path)), ("a", str(tiny_model_path))),
+                                data="x", output="y").validate()

@@ -1,0 +1,358 @@
+"""SavedModel export: TF Serving layout, self-contained signatures, parity with Keras, bad requests.
+
+The SavedModel is reloaded with plain TensorFlow in a fresh Python process
+that never imports keras_colorize, and driven with ``saved_model_cli`` as an
+operator would.
+"""
+
+import io
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_colorize import inference
+from keras_colorize.export import bn_statistics
+from keras_colorize.export import saved_model
+from keras_colorize.models import build_colorizer, get_preset
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CLASS_NAMES = ("sky", "sea", "field", "mountain")
+SAVED_MODEL_CLI = str(pathlib.Path(sys.executable).with_name("saved_model_cli"))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    net = build_colorizer(get_preset("tiny"))
+    # Trained-like activation scale (see bn_statistics) from smooth random images.
+    rng = np.random.default_rng(0)
+    smooth = tf.image.resize(rng.uniform(0, 1, (8, 8, 8, 1)).astype("float32"), [64, 64]).numpy()
+    bn_statistics.reestimate_batch_norm(net, smooth)
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving") / "colorizer"
+    config = saved_model.ServingConfig(output_format="png", class_names=CLASS_NAMES, max_pixels=600 * 600)
+    return saved_model.export_saved_model(model, base, 1, config)
+
+
+def _photo_bytes(size=(451, 300), fmt="JPEG", seed=0):
+    """A smooth colour test image (not from ../shared) encoded as bytes."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
+    image = Image.fromarray(small).resize(size, Image.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, quality=95)
+    return buffer.getvalue()
+
+
+def test_tf_serving_layout_and_no_overwrite(model, exported, tmp_path):
+    assert exported.name == "1"
+    assert (exported / "saved_model.pb").is_file()
+    assert (exported / "variables" / "variables.index").is_file()
+    assert sorted(p.name for p in exported.parent.iterdir()) == ["1"]  # no staging leftovers
+
+    fingerprint = (exported / "saved_model.pb").read_bytes()
+    with pytest.raises(FileExistsError, match="already exists"):
+        saved_model.export_saved_model(model, exported.parent, 1)
+    assert (exported / "saved_model.pb").read_bytes() == fingerprint
+
+    for bad in (-1, "1a", 1.5, None):
+        with pytest.raises(ValueError, match="version"):
+            saved_model.export_saved_model(model, tmp_path / "m", bad)
+    with pytest.raises(ValueError, match="class_names"):
+        saved_model.export_saved_model(model, tmp_path / "m", 1, saved_model.ServingConfig(class_names=("a",)))
+    with pytest.raises(ValueError, match="output_format"):
+        saved_model.export_saved_model(model, tmp_path / "m", 1, saved_model.ServingConfig(output_format="gif"))
+    assert not (tmp_path / "m" / "1").exists()
+
+    shutil.copytree(exported, tmp_path / "m" / "3")
+    (tmp_path / "m" / "3" / "old_marker").write_text("from the old version")
+    again = saved_model.export_saved_model(model, tmp_path / "m", 3, saved_model.ServingConfig(), overwrite=True)
+    assert again == tmp_path / "m" / "3" and (again / "saved_model.pb").is_file()
+    assert not (again / "old_marker").exists()
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["3"]
+
+
+_FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys, json
+    import numpy as np
+    import tensorflow as tf
+    path, inputs, image_path, out = sys.argv[1:5]
+    loaded = tf.saved_model.load(path)
+    l_input = np.load(inputs)
+    tensors = loaded.signatures["colorize_l"](L=tf.constant(l_input))
+    image = open(image_path, "rb").read()
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([image, image]))
+    np.savez(out, ab=tensors["ab"].numpy(), probs=tensors["class_probabilities"].numpy(),
+             colorized=np.array(served["colorized_bytes"].numpy(), dtype=object),
+             class_index=served["class_index"].numpy(), class_name=np.array(served["class_name"].numpy(), dtype=object),
+             class_probability=served["class_probability"].numpy())
+    print(json.dumps({"keras_colorize_imported": any(m.startswith("keras_colorize") for m in sys.modules)}))
+    """
+)
+
+
+def test_fresh_process_matches_keras(model, exported, tmp_path):
+    rng = np.random.default_rng(1)
+    l_input = tf.image.resize(rng.uniform(0, 1, (3, 8, 8, 1)).astype("float32"), [64, 64]).numpy()
+    np.save(tmp_path / "l.npy", l_input)
+    image = _photo_bytes()
+    (tmp_path / "photo.jpg").write_bytes(image)
+    script = tmp_path / "reload.py"
+    script.write_text(_FRESH_PROCESS)
+    # cwd outside the repository so keras_colorize cannot even be found.
+    done = subprocess.run([sys.executable, str(script), str(exported), str(tmp_path / "l.npy"),
+                           str(tmp_path / "photo.jpg"), str(tmp_path / "out.npz")],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"keras_colorize_imported": False}
+    got = np.load(tmp_path / "out.npz", allow_pickle=True)
+
+    expected = model(l_input, training=False)
+    assert np.abs(got["ab"] - np.asarray(expected["ab"])).max() <= 1e-5
+    # Softmax over a Dense chain that TF's graph optimizer rewrites: float32 rounding, not a 1e-5 contract.
+    assert np.abs(got["probs"] - np.asarray(expected["class"])).max() <= 1e-4
+
+    # serving_default: full resolution, same pixels as the colorize CLI's merge (inference.Colorizer) given
+    # the same decoded pixels (TF's and Pillow's JPEG decoders differ by a few levels).
+    rgb = tf.io.decode_jpeg(image, channels=3).numpy()
+    reference = inference.Colorizer(model).colorize(rgb)
+    for encoded in got["colorized"]:
+        served = np.asarray(Image.open(io.BytesIO(encoded)))
+        assert served.shape == rgb.shape
+        assert np.abs(served.astype(int) - reference.astype(int)).max() <= 1
+    l_small = inference.model_input(inference.lightness(rgb), 64)[None]
+    probs = np.asarray(model(l_small, training=False)["class"])[0]
+    assert list(got["class_index"]) == [int(np.argmax(probs))] * 2
+    assert list(got["class_name"]) == [CLASS_NAMES[int(np.argmax(probs))].encode()] * 2
+    np.testing.assert_allclose(got["class_probability"], [probs.max()] * 2, atol=1e-3)
+
+
+def _show(path):
+    done = subprocess.run([SAVED_MODEL_CLI, "show", "--all", "--dir", str(path)], env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _signature_io(show_output, signature):
+    """{('inputs'|'outputs', key): (dtype, shape)} of one signature from `saved_model_cli show --all`."""
+    block = show_output.split(f"signature_def['{signature}']:")[1].split("signature_def[")[0]
+    block = block.split("Concrete Functions")[0]
+    found = {}
+    for kind, key, dtype, shape in re.findall(
+            r"(inputs|outputs)\['([^']+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))", block):
+        found[(kind, key)] = (dtype, shape)
+    return found
+
+
+def test_saved_model_cli_show_lists_documented_signatures(exported):
+    out = _show(exported)
+    assert _signature_io(out, "serving_default") == {
+        ("inputs", "image_bytes"): ("DT_STRING", "(-1)"),
+        ("outputs", "colorized_bytes"): ("DT_STRING", "(-1)"),
+        ("outputs", "class_index"): ("DT_INT32", "(-1)"),
+        ("outputs", "class_name"): ("DT_STRING", "(-1)"),
+        ("outputs", "class_probability"): ("DT_FLOAT", "(-1)"),
+    }
+    assert _signature_io(out, "colorize_l") == {
+        ("inputs", "L"): ("DT_FLOAT", "(-1, 64, 64, 1)"),
+        ("outputs", "ab"): ("DT_FLOAT", "(-1, 64, 64, 2)"),
+        ("outputs", "class_probabilities"): ("DT_FLOAT", "(-1, 4)"),
+    }
+    assert "Method name is: tensorflow/serving/predict" in out
+
+
+def test_no_class_head_model_has_only_ab(tmp_path):
+    net = build_colorizer(get_preset("tiny", fusion=False))
+    path = saved_model.export_saved_model(net, tmp_path / "nofusion", 1)
+    out = _show(path)
+    assert set(_signature_io(out, "serving_default")) == {("inputs", "image_bytes"), ("outputs", "colorized_bytes")}
+    assert set(_signature_io(out, "colorize_l")) == {("inputs", "L"), ("outputs", "ab")}
+
+
+def _cli_run(path, request, outdir):
+    return subprocess.run([SAVED_MODEL_CLI, "run", "--dir", str(path), "--tag_set", "serve", "--signature_def",
+                           "serving_default", "--inputs", f"image_bytes={request}", "--outdir", str(outdir),
+                           "--overwrite"], env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def test_saved_model_cli_run_on_real_jpeg(exported, landscapes_dir, tmp_path):
+    source = sorted(pathlib.Path(landscapes_dir).glob("*.jpg"))[0]
+    # A non-square crop of a real photo, re-encoded as JPEG, so "same size" is not the model's square.
+    photo = Image.open(source).convert("RGB").crop((10, 20, 471, 343))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=92)
+    np.save(tmp_path / "request.npy", np.array([buffer.getvalue()], dtype=object))
+    done = _cli_run(exported, tmp_path / "request.npy", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    encoded = np.load(tmp_path / "out" / "colorized_bytes.npy", allow_pickle=True)
+    result = Image.open(io.BytesIO(encoded[0]))
+    result.load()
+    assert result.size == photo.size and result.mode == "RGB"
+    assert 0 <= int(np.load(tmp_path / "out" / "class_index.npy")[0]) < len(CLASS_NAMES)
+
+
+def test_garbage_bytes_are_an_error_not_a_crash(exported, tmp_path):
+    np.save(tmp_path / "garbage.npy", np.array([b"this is not an image"], dtype=object))
+    done = _cli_run(exported, tmp_path / "garbage.npy", tmp_path / "out")
+    assert done.returncode != 0
+    assert "Unknown image file format" in done.stderr
+    assert not (tmp_path / "out" / "colorized_bytes.npy").exists()
+
+    loaded = tf.saved_model.load(str(exported))
+    serve = loaded.signatures["serving_default"]
+    good = _photo_bytes(size=(80, 50), fmt="PNG")
+    truncated = _photo_bytes()[:300]
+    too_large = _photo_bytes(size=(700, 600))  # 420,000 px > max_pixels 360,000
+    cases = [
+        ([b"GIF89a nonsense"], "image"),
+        ([good, b""], "empty image bytes"),
+        ([truncated], None),
+        ([too_large], "too large"),
+        ([], "no images"),
+    ]
+    for request, message in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            serve(image_bytes=tf.constant(request, tf.string))
+        # The model keeps serving after each bad request.
+        out = serve(image_bytes=tf.constant([good]))
+        assert Image.open(io.BytesIO(out["colorized_bytes"].numpy()[0])).size == (80, 50)
+
+
+def test_export_cli(tmp_path):
+    base = tmp_path / "models" / "colorizer"
+    command = [sys.executable, str(REPO / "export" / "export_saved_model.py"), "--preset=tiny", f"--output={base}",
+               "--version=7", "--output_format=jpeg"]
+    done = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (base / "7" / "saved_model.pb").is_file()
+    again = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+# ----------------------------------------------------------------------------
+# serving_client against TF Serving's two protocols.
+#
+# TF Serving itself does not run on this machine (no docker daemon, no
+# tensorflow_model_server), so these tests stand up the same two interfaces in
+# process: the REST :predict route (row format, b64 for "_bytes" outputs, HTTP
+# 400 + {"error"} for bad requests) and the gRPC PredictionService, both
+# running the real exported SavedModel. The README's docker command is the
+# real deployment.
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulated_servers(exported):
+    import base64
+    import http.server
+    import threading
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    loaded = tf.saved_model.load(str(exported))
+
+    def run(signature, images):
+        return loaded.signatures[signature](image_bytes=tf.constant(images, tf.string))
+
+    class Rest(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if not self.path.startswith("/v1/models/colorizer") or not self.path.endswith(":predict"):
+                return self._reply(404, {"error": f"no route {self.path}"})
+            try:
+                images = [base64.b64decode(i["b64"]) for i in body["instances"]]
+                outputs = run(body.get("signature_name", "serving_default"), images)
+            except tf.errors.InvalidArgumentError as e:
+                return self._reply(400, {"error": e.message})
+            rows = []
+            for n in range(len(images)):
+                row = {}
+                for key, value in outputs.items():
+                    v = value.numpy()[n]
+                    if key.endswith("_bytes"):
+                        row[key] = {"b64": base64.b64encode(v).decode()}
+                    elif isinstance(v, bytes):
+                        row[key] = v.decode()
+                    else:
+                        row[key] = v.item()
+                rows.append(row)
+            self._reply(200, {"predictions": rows})
+
+        def _reply(self, code, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    class Grpc(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802
+            images = list(request.inputs["image_bytes"].string_val)
+            try:
+                outputs = run(request.model_spec.signature_name or "serving_default", images)
+            except tf.errors.InvalidArgumentError as e:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)
+            response = predict_pb2.PredictResponse()
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Rest)
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Grpc(), grpc_server)
+    grpc_port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.start()
+    yield {"rest": f"127.0.0.1:{http_server.server_address[1]}", "grpc": f"127.0.0.1:{grpc_port}"}
+    http_server.shutdown()
+    grpc_server.stop(None)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_serving_client_round_trip(emulated_servers, protocol, tmp_path):
+    from keras_colorize.export import serving_client
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sizes = {"a": (120, 90), "b": (64, 200), "c": (33, 47)}
+    for name, size in sizes.items():
+        (inputs / f"{name}.jpg").write_bytes(_photo_bytes(size=size, seed=len(name) + size[0]))
+    written = serving_client.colorize_files(sorted(inputs.iterdir()), tmp_path / "out", protocol,
+                                            emulated_servers[protocol], batch_size=2, progress=False)
+    assert [p.name for p, _ in written] == ["a.png", "b.png", "c.png"]  # the export writes PNG
+    for path, result in written:
+        assert Image.open(path).size == sizes[path.stem]
+        assert result["class_name"] in CLASS_NAMES
+        assert CLASS_NAMES[result["class_index"]] == result["class_name"]
+        assert 0.25 <= result["class_probability"] <= 1.0
+
+    predict = serving_client.rest_predict if protocol == "rest" else serving_client.grpc_predict
+    with pytest.raises(serving_client.ServingError, match="Unknown image file format"):
+        predict([b"definitely not an image"], emulated_servers[protocol], "colorizer")
+    with pytest.raises(ValueError, match="empty"):
+        predict([b""], emulated_servers[protocol], "colorizer")
