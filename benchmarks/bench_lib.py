@@ -51,6 +51,7 @@ class BenchConfig:
     shard_images: int = 256
     work_dir: str = ""
     e2e_megapixels: float = 12.0
+    keras_setup: str = "package"  # "package" | "tuned" | "stock": see workers.tf_train
 
 
 @dataclasses.dataclass
@@ -229,7 +230,7 @@ def train_rows(config, log):
         log(f"[train] {size} px, batch {config.train_batch}")
         common = dict(image_size=size, batch_size=config.train_batch, warmup=config.train_warmup)
         specs = {
-            "keras": ("tf_train", common),
+            "keras": ("tf_train", dict(common, setup=config.keras_setup)),
             "torch": ("torch_train", dict(common, channels_last=config.torch_channels_last)),
         }
         results = interleave(specs, config.repeats, config.train_steps, log)
@@ -249,6 +250,8 @@ def memory_rows(config, log):
         kwargs = dict(image_size=config.memory_size, batch_size=config.memory_batch, warmup=1)
         if label == "torch":
             kwargs["channels_last"] = config.torch_channels_last
+        else:
+            kwargs["setup"] = config.keras_setup
         out = interleave({label: (factory, kwargs)}, 1, 1, log)[label]
         if "error" not in out:
             out["peak_gb"] = [out["rss_bytes"] / 2**30]
@@ -284,7 +287,8 @@ def inference_rows(config, work_dir, log):
         specs = {"torch": ("torch_infer", dict(common, image_size=config.infer_size,
                                                 channels_last=config.torch_channels_last))}
         if artifacts.get("keras_path"):
-            specs["keras"] = ("tf_keras_infer", dict(common, model_path=artifacts["keras_path"]))
+            specs["keras"] = ("tf_keras_infer", dict(common, model_path=artifacts["keras_path"],
+                                                     setup=config.keras_setup))
         if artifacts.get("saved_model_dir"):
             specs["saved_model"] = ("tf_saved_model_infer", dict(common, saved_model_dir=artifacts["saved_model_dir"]))
         for variant, path in sorted(artifacts.get("tflite", {}).items()):
@@ -388,6 +392,25 @@ def format_table(rows):
     return out.getvalue()
 
 
+#: Load average above which other processes were competing for the 2 cores (the
+#: benchmark itself accounts for about 2). PyTorch's OpenMP threads degrade badly
+#: when oversubscribed (measured here: 5-10x slower at load 5-6, TF about 2x), so
+#: ratios against the reference taken above it flatter us.
+BUSY_LOAD = 3.0
+
+
+def busy_warning(rows):
+    """A warning line when the machine was busy during the timed rounds, else ""."""
+    loads = [load for row in rows for sample in row.samples.values() if isinstance(sample, dict)
+             for load in sample.get("load", [])]
+    if not loads or max(loads) <= BUSY_LOAD:
+        return ""
+    return (f"WARNING: load average reached {max(loads):.1f} (median {statistics.median(loads):.1f}) during the "
+            f"timed rounds: other processes shared the CPU. PyTorch's OpenMP threads slow down far more than "
+            f"TensorFlow's under oversubscription, so ratios against the reference are too favourable to us; "
+            f"rerun on an idle machine for figures to quote.")
+
+
 def machine_info():
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
     try:
@@ -425,6 +448,7 @@ def run(config, log=print):
             rows.append(Row(f"{name}", "", "", skipped=traceback.format_exc(limit=3).strip().splitlines()[-1]))
     machine["load_average_end"] = os.getloadavg()
     report = {
+        "busy_warning": busy_warning(rows),
         "config": dataclasses.asdict(config),
         "machine": machine,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),

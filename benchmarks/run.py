@@ -32,6 +32,10 @@ TRAIN_WARMUP = flags.DEFINE_integer("train_warmup", 2, "untimed training steps a
 MEMORY_BATCH = flags.DEFINE_integer("memory_batch", 64, "batch of the peak-memory row")
 INFER_CALLS = flags.DEFINE_integer("infer_calls", 5, "timed batch-1 inference calls per side per round")
 TORCH_CHANNELS_LAST = flags.DEFINE_bool("torch_channels_last", True, "PyTorch reference in channels-last (its faster layout)")
+KERAS_SETUP = flags.DEFINE_enum(
+    "keras_setup", "package", ["package", "tuned", "stock"],
+    "package: measure what the trainer/colorizer set up; tuned/stock: force keras_colorize.perf's CPU "
+    "settings (fused batch norm) on/off, for A/B runs")
 QUICK = flags.DEFINE_bool("quick", False, "smoke run: 128 px training only, 3 rounds, batch-16 memory, 1 inference batch")
 OUTPUT = flags.DEFINE_string("output", os.path.join(HERE, "results", "latest.json"), "where the JSON report goes")
 WORK_DIR = flags.DEFINE_string("work_dir", "", "where models/shards are written (default: a temporary folder)")
@@ -48,6 +52,7 @@ def config_from_flags():
         infer_calls=INFER_CALLS.value,
         torch_channels_last=TORCH_CHANNELS_LAST.value,
         work_dir=WORK_DIR.value,
+        keras_setup=KERAS_SETUP.value,
     )
     if QUICK.value:
         config.train_sizes = (128,)
@@ -80,6 +85,8 @@ def main(argv):
           f"load average {machine['load_average_start'][0]:.1f} -> {machine['load_average_end'][0]:.1f}; "
           f"{report['wall_seconds']:.0f} s")
     print(table)
+    if report["busy_warning"]:
+        print(report["busy_warning"])
     report["table"] = table
     bench_lib.write_json(report, OUTPUT.value)
     print(f"JSON: {OUTPUT.value}")

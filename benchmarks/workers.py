@@ -73,8 +73,8 @@ def serve(conn, factory_name, kwargs, env):
             cpu_start = sum(os.times()[:2])
             for _ in range(calls):
                 start = time.perf_counter()
-                runner.call()
-                seconds.append(time.perf_counter() - start)
+                timed = runner.call()  # a call may time itself (returns seconds) to leave out a prelude
+                seconds.append(timed if isinstance(timed, float) else time.perf_counter() - start)
             cpu_seconds = sum(os.times()[:2]) - cpu_start
         except BaseException:  # noqa: BLE001
             conn.send(("error", traceback.format_exc(limit=6)))
@@ -94,12 +94,32 @@ def _quiet_tf():
 
 
 def _tf_perf_setup():
-    """Applies the package's CPU tuning (keras_colorize.perf) when it exists."""
+    """What keras_colorize.perf reports before anything is built (nothing is changed here)."""
     try:
         from keras_colorize import perf
     except ImportError:
-        return {"perf": "keras_colorize.perf absent: TensorFlow defaults"}
-    return {"perf": perf.configure_cpu()}
+        return {"perf": "keras_colorize.perf absent"}
+    return {"onednn": perf.onednn_enabled()}
+
+
+def _apply_keras_setup(setup):
+    """After the package built the model: "package" leaves it, "tuned"/"stock" force perf on/off.
+
+    Layers resolve ``call`` when the step is traced (first call), so switching
+    here, after building and before warm-up, decides what is timed.
+    """
+    try:
+        from keras_colorize import perf
+    except ImportError:
+        return {"keras_setup": setup, "fused_batch_norm": False}
+    if setup == "tuned":
+        perf.configure_cpu()
+    elif setup == "stock":
+        perf.use_fused_batch_norm(False)
+    import keras
+
+    return {"keras_setup": setup,
+            "fused_batch_norm": keras.layers.BatchNormalization.call is getattr(perf, "_fused_call", None)}
 
 
 def _random_batch(batch, size, num_classes, seed=0):
@@ -115,14 +135,19 @@ def _random_batch(batch, size, num_classes, seed=0):
 # --------------------------------------------------------------------------
 
 
-def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e-4):
-    """Keras/TF: the model built and compiled by the trainer (train_lib.build_and_compile)."""
+def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e-4, setup="package"):
+    """Keras/TF: the model built and compiled by the trainer (train_lib.build_and_compile).
+
+    `setup`: "package" measures what the trainer sets up; "tuned" / "stock"
+    force keras_colorize.perf's CPU settings on / off (for A/B runs).
+    """
     _quiet_tf()
     info = _tf_perf_setup()
     import tensorflow as tf
 
     model, num_classes, how = _trainer_model(image_size, class_weight, learning_rate)
     info.update(how)
+    info.update(_apply_keras_setup(setup))
     lightness, ab, labels = (tf.constant(a) for a in _random_batch(batch_size, image_size, num_classes))
     targets = {"ab": ab, "class": labels}
 
@@ -197,7 +222,7 @@ def torch_train(image_size, batch_size, warmup, channels_last=True, class_weight
 # --------------------------------------------------------------------------
 
 
-def tf_keras_infer(model_path, batch_size, warmup):
+def tf_keras_infer(model_path, batch_size, warmup, setup="package"):
     """The Keras model (loaded from .keras) called in a tf.function, inference mode."""
     _quiet_tf()
     info = _tf_perf_setup()
@@ -207,6 +232,7 @@ def tf_keras_infer(model_path, batch_size, warmup):
     import keras_colorize.models  # noqa: F401 -- registers the custom objects
 
     model = keras.saving.load_model(model_path, compile=False)
+    info.update(_apply_keras_setup(setup))
     size = int(model.inputs[0].shape[1])
     predict = tf.function(lambda x: model(x, training=False), jit_compile=False)
     lightness = tf.constant(_random_batch(batch_size, size, 2)[0])
@@ -285,8 +311,14 @@ def torch_infer(image_size, batch_size, warmup, channels_last=True):
 # --------------------------------------------------------------------------
 
 
-def tf_pipeline(file_pattern, image_size, batch_size, batches_per_call, full):
-    """Training preprocessing (`full`) or bare tf.io.decode_jpeg of the same records."""
+def tf_pipeline(file_pattern, image_size, batch_size, batches_per_call, full, skip_batches=12):
+    """Training preprocessing (`full`) or bare tf.io.decode_jpeg of the same records.
+
+    Both end in ``prefetch``, whose buffer refills while the other side is
+    being timed; each call therefore first takes `skip_batches` batches
+    untimed (more than the buffers hold) and times the next
+    `batches_per_call`: the steady-state rate.
+    """
     _quiet_tf()
     import tensorflow as tf
 
@@ -309,10 +341,14 @@ def tf_pipeline(file_pattern, image_size, batch_size, batches_per_call, full):
     iterator = iter(ds)
 
     def call():
+        for _ in range(skip_batches):
+            next(iterator)
+        start = time.perf_counter()
         for _ in range(batches_per_call):
             next(iterator)
+        return time.perf_counter() - start
 
-    info = {"warmup_seconds": _warm(call, 1), "full_preprocessing": full}
+    info = {"warmup_seconds": _warm(call, 1), "full_preprocessing": full, "skipped_batches_per_call": skip_batches}
     return Runner(call, batch_size * batches_per_call, info)
 
 

@@ -78,7 +78,8 @@ class ValidationEvaluator:
 
     def _predict_fn(self, model):
         if self._predict_model is not model:
-            self._predict = tf.function(lambda l_input: model(l_input, training=False), jit_compile=self.jit_compile)
+            self._predict = tf.function(lambda l_input: model(l_input, training=False), jit_compile=self.jit_compile,
+                                        reduce_retracing=True)
             self._predict_model = model
         return self._predict
 
@@ -198,9 +199,25 @@ class PaperValidation(keras.callbacks.Callback):
 # ---------------------------------------------------------------------------
 
 
-def global_step(model):
-    """The optimizer's step count as an int (also for distributed variables)."""
-    return int(tf.convert_to_tensor(model.optimizer.iterations))
+class StepCounter(keras.callbacks.Callback):
+    """The run's global train step (batches trained), across ``fit`` calls and restarts.
+
+    Not ``optimizer.iterations``: under float16 loss scaling the optimizer
+    skips (and does not count) steps whose gradients overflowed. Put it first
+    in the callback list; the others read ``value`` in their batch hooks.
+    :class:`ResumableCheckpoint` saves and restores it.
+    """
+
+    def __init__(self, value=0):
+        super().__init__()
+        self.value = value
+        self._epoch_start = value
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.value
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.value = self._epoch_start + batch + 1
 
 
 def current_learning_rate(optimizer):
@@ -220,6 +237,7 @@ class ThroughputMonitor(keras.callbacks.Callback):
     out of the means.
 
     Args:
+      counter: the run's :class:`StepCounter`.
       global_batch_size: images per optimizer step over all replicas.
       steps_per_execution: steps per train-function call.
       total_steps: the run's last step, for the console.
@@ -227,8 +245,9 @@ class ThroughputMonitor(keras.callbacks.Callback):
       log_dir: TensorBoard train directory; None on non-chief workers.
     """
 
-    def __init__(self, global_batch_size, steps_per_execution, total_steps, log_every_steps, log_dir=None):
+    def __init__(self, counter, global_batch_size, steps_per_execution, total_steps, log_every_steps, log_dir=None):
         super().__init__()
+        self.counter = counter
         self.global_batch_size = global_batch_size
         self.steps_per_execution = steps_per_execution
         self.total_steps = total_steps
@@ -242,10 +261,9 @@ class ThroughputMonitor(keras.callbacks.Callback):
         self._first_call = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = global_step(self.model)
         self._epoch_busy, self._epoch_steps = 0.0, 0
         self._window_start, self._window_busy, self._window_steps = time.time(), 0.0, 0
-        self._last_logged_step = self._epoch_base
+        self._last_logged_step = self.counter.value
 
     def on_train_batch_begin(self, batch, logs=None):
         self._batch_start = time.time()
@@ -262,7 +280,7 @@ class ThroughputMonitor(keras.callbacks.Callback):
             self._epoch_steps += steps
             self._window_busy += busy
             self._window_steps += steps
-        step = self._epoch_base + batch + 1
+        step = self.counter.value
         if step - self._last_logged_step >= self.log_every_steps and self._window_steps:
             self._log_window(step, (logs or {}).get("loss"))
 
@@ -326,12 +344,14 @@ class BestModelSaver(keras.callbacks.Callback):
 
     Args:
       path: ``.../best.keras``.
+      counter: the run's :class:`StepCounter`.
       monitor: a key of the epoch logs (``val_mae``).
       enabled: False on non-chief workers (nothing is written).
     """
 
-    def __init__(self, path, monitor="val_mae", enabled=True):
+    def __init__(self, path, counter, monitor="val_mae", enabled=True):
         super().__init__()
+        self.counter = counter
         self.path = path
         self.monitor = monitor
         self.enabled = enabled
@@ -347,30 +367,38 @@ class BestModelSaver(keras.callbacks.Callback):
             return
         if self.best is not None and value >= self.best[self.monitor]:
             return
-        self.best = {self.monitor: float(value), "epoch": epoch + 1, "step": global_step(self.model)}
+        self.best = {self.monitor: float(value), "epoch": epoch + 1, "step": self.counter.value}
         save_model_atomic(self.model, self.path)
         atomic_write_text(self.info_path, json.dumps(self.best, indent=1))
         logging.info("new best %s %.6f at epoch %d: saved %s", self.monitor, value, epoch + 1, self.path)
 
 
 def save_model_atomic(model, path):
-    """``model.save(path)`` through a temporary ``.keras`` file and ``os.replace``."""
+    """Saves architecture and weights as ``.keras``, through a temporary file and ``os.replace``.
+
+    A fresh copy of the model is saved rather than the training model itself:
+    no optimizer state (Adam's two slots per weight would triple the file;
+    resuming uses the checkpoints), no training-only settings such as
+    synchronized BatchNorm, and the default dtype policy of the loading process.
+    """
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-    model.save(tmp)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.save(tmp)
     os.replace(tmp, path)
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
     """TF checkpoints of weights, optimizer state and step; restores the latest.
 
-    A ``tf.train.Checkpoint`` of the model and its optimizer (the optimizer's
-    ``iterations`` is the global step) is saved every ``every_steps`` steps
-    and at the end of every epoch. TF writes the data files before the
-    ``checkpoint`` index file, so a crash during a save leaves the previous
-    checkpoint usable. On multi-worker runs every worker saves (saving may need
-    collective ops), but only the chief into ``directory``; the others into a
-    temporary directory that is removed afterwards.
+    A ``tf.train.Checkpoint`` of the model, its optimizer (loss scale
+    included) and the global step of a :class:`StepCounter` is saved every
+    ``every_steps`` steps and at the end of every epoch. TF writes the data
+    files before the ``checkpoint`` index file, so a crash during a save leaves
+    the previous checkpoint usable. On multi-worker runs every worker saves
+    (saving may need collective ops), but only the chief into ``directory``;
+    the others into a temporary directory that is removed afterwards.
 
     This plays the role of ``keras.callbacks.BackupAndRestore(save_freq=N)``
     but is atomic, multi-worker safe and keeps the exact step, so the trainer
@@ -378,15 +406,17 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     Args:
       directory: ``<work_dir>/checkpoints``.
-      every_steps: save interval in optimizer steps (0 = only every epoch).
+      counter: the run's :class:`StepCounter`.
+      every_steps: save interval in steps (0 = only every epoch).
       keep: checkpoints kept.
       is_chief: whether this worker owns ``directory``.
       worker_dir: where a non-chief worker writes its throw-away copies.
     """
 
-    def __init__(self, directory, every_steps, keep=3, is_chief=True, worker_dir=None):
+    def __init__(self, directory, counter, every_steps, keep=3, is_chief=True, worker_dir=None):
         super().__init__()
         self.directory = directory
+        self.counter = counter
         self.every_steps = every_steps
         self.keep = keep
         self.is_chief = is_chief
@@ -397,7 +427,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def attach(self, model):
         """Binds to a compiled model whose optimizer variables exist."""
         self.set_model(model)
-        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self._checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=self._step)
         target = self.directory if self.is_chief else self.worker_dir
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, target, max_to_keep=self.keep, checkpoint_name="ckpt")
@@ -409,28 +440,27 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if latest is None:
             return 0
         self._checkpoint.restore(latest).assert_existing_objects_matched()
-        step = global_step(self.model)
+        step = int(self._step.numpy())
+        self.counter.value = step
         self._last_saved = step
         logging.info("restored %s (step %d)", latest, step)
         return step
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_base = global_step(self.model)
-
     def on_train_batch_end(self, batch, logs=None):
         if not self.every_steps:
             return
-        step = self._epoch_base + batch + 1
+        step = self.counter.value
         last = self._last_saved or 0
         if step // self.every_steps > last // self.every_steps:
             self.save(step)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save(global_step(self.model))
+        self.save(self.counter.value)
 
     def save(self, step):
         if step == self._last_saved:
             return
+        self._step.assign(step)
         path = self._manager.save(checkpoint_number=step)
         self._last_saved = step
         if self.is_chief:

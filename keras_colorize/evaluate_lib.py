@@ -121,8 +121,15 @@ def parse_model_spec(spec):
 # ----------------------------------------------------------------------------
 
 
-def _eval_view(rgb_float, image_size):
-    return preprocess.center_crop(preprocess.resize_short_side(rgb_float, image_size), image_size)
+def _as_uint8(view):
+    """The pipeline's evaluation view is uint8; accept a float view too."""
+    return view if view.dtype == tf.uint8 else color.float_to_uint8(view)
+
+
+def _eval_view(rgb_uint8, image_size):
+    """The pipeline's ``test`` view of a decoded image: short side resized, center crop, uint8."""
+    resized = preprocess.resize_short_side_uint8(tf.constant(rgb_uint8), image_size)
+    return _as_uint8(preprocess.center_crop(resized, image_size))
 
 
 def read_labels(labels_csv, label_column):
@@ -151,12 +158,13 @@ def _folder_examples(folder, image_size, failures, labels=None):
             failures.append({"file": str(relative), "reason": str(e)})
             continue
         pixels = picture.pixels
+        if pixels.dtype == np.uint16:  # the ground truth is an 8-bit image, as in the shards
+            pixels = images.to_uint8(pixels)
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
-        scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-        view = _eval_view(tf.constant(pixels.astype(np.float32) / scale), image_size)
+        view = _eval_view(pixels, image_size)
         l_input, ab = color.rgb_to_model(view)
-        yield str(relative), label, l_input.numpy(), ab.numpy(), color.float_to_uint8(view).numpy()
+        yield str(relative), label, l_input.numpy(), ab.numpy(), view.numpy()
 
 
 def _shard_files(data):
@@ -175,10 +183,10 @@ def _shard_files(data):
 def _shard_examples(files, image_size):
     def parse(serialized):
         example = features.parse_example(serialized)
-        view = preprocess.eval_image(example[features.IMAGE], image_size)
+        view = _as_uint8(preprocess.eval_image(example[features.IMAGE], image_size))
         l_input, ab = color.rgb_to_model(view)
         return (example[features.SOURCE], example[features.LABEL], example[features.CLASS_NAME], l_input, ab,
-                color.float_to_uint8(view))
+                view)
 
     dataset = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(8)
     for index, (source, label, class_name, l_input, ab, rgb) in enumerate(dataset.as_numpy_iterator()):

@@ -308,10 +308,10 @@ def _encode(rgb, alpha, image_format, dpi, quality):
         array = rgb if alpha is None else np.concatenate([rgb, alpha.astype(np.uint16)[..., None]], axis=-1)
         return tf.io.encode_png(array).numpy()
     if rgb.dtype == np.uint16:
-        rgb = _to_uint8(rgb)
-        alpha = None if alpha is None else _to_uint8(alpha)
+        rgb = to_uint8(rgb)
+        alpha = None if alpha is None else to_uint8(alpha)
     elif alpha is not None and alpha.dtype != np.uint8:
-        alpha = _to_uint8(alpha)
+        alpha = to_uint8(alpha)
     image = Image.fromarray(rgb, "RGB")
     if alpha is not None:
         image.putalpha(Image.fromarray(alpha, "L"))
@@ -331,7 +331,8 @@ def _encode(rgb, alpha, image_format, dpi, quality):
     return buffer.getvalue()
 
 
-def _to_uint8(array):
+def to_uint8(array):
+    """uint16 -> uint8 with rounding (65535 -> 255)."""
     return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 

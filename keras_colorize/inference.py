@@ -40,7 +40,7 @@ from keras_colorize import images
 # Pixels per full-resolution kernel call. Fixed sizes keep XLA from recompiling
 # for every image size: the largest chunk that fits goes first; the tail is
 # padded up to the smallest size.
-_CHUNKS = (1 << 16, 1 << 18, 1 << 20)
+_CHUNKS = (1 << 16, 1 << 20)
 _LUMINANCE = tf.constant(color.XYZ_FROM_RGB[1], tf.float32)  # linear RGB -> Y; sums to 1
 
 
@@ -98,14 +98,15 @@ def _upsample_chunk(start, size, height, width, ab_small):
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _lab_to_srgb_chunk(lightness, ab_target, out_max):
+def _lab_to_srgb_chunk(lightness, ab_target, out_dtype):
     lab = tf.concat([lightness[:, None], color.target_to_ab(ab_target)], axis=-1)
-    return tf.round(color.linear_to_srgb(fit_to_gamut(color.lab_to_linear_rgb(lab))) * out_max)
+    srgb = color.linear_to_srgb(fit_to_gamut(color.lab_to_linear_rgb(lab)))
+    return tf.cast(tf.round(srgb * out_dtype.max), out_dtype)
 
 
-def _merge_chunk(lightness, start, height, width, ab_small, out_max):
+def _merge_chunk(lightness, start, height, width, ab_small, out_dtype):
     ab = _upsample_chunk(start, tf.constant(lightness.shape[0], tf.int32), height, width, ab_small)
-    return _lab_to_srgb_chunk(lightness, ab, out_max)
+    return _lab_to_srgb_chunk(lightness, ab, out_dtype)
 
 
 # L* of 8-bit sRGB: exact linearisation by table lookup, then L*(Y) from a
@@ -217,12 +218,14 @@ def merge(l_full, ab_small, out_dtype=np.uint8):
       out_dtype: ``np.uint8`` or ``np.uint16``.
     """
     height, width = l_full.shape
-    out_max = float(np.iinfo(out_dtype).max)
+    tf_dtype = tf.as_dtype(np.dtype(out_dtype))
+    if tf_dtype not in (tf.uint8, tf.uint16):
+        raise ValueError(f"out_dtype must be uint8 or uint16, got {out_dtype!r}")
     ab_small = tf.constant(np.asarray(ab_small, np.float32))
     h_t, w_t = tf.constant(height, tf.int32), tf.constant(width, tf.int32)
     flat = np.ascontiguousarray(l_full, dtype=np.float32).reshape(-1)
     out = _chunked(flat, lambda piece, start: _merge_chunk(piece, tf.constant(start, tf.int32), h_t, w_t,
-                                                          ab_small, out_max), out_dtype, (3,))
+                                                          ab_small, tf_dtype), out_dtype, (3,))
     return out.reshape(height, width, 3)
 
 
@@ -421,7 +424,7 @@ class Colorizer:
                 rgb = np.concatenate([rgb, alpha.astype(rgb.dtype)[..., None]], axis=-1)
             if kind == "pil":
                 if rgb.dtype == np.uint16:
-                    rgb = images._to_uint8(rgb)  # noqa: SLF001 - PIL has no 48-bit RGB mode
+                    rgb = images.to_uint8(rgb)  # PIL has no 48-bit RGB mode
                 outputs.append(Image.fromarray(rgb, "RGBA" if rgb.shape[-1] == 4 else "RGB"))
             elif np.issubdtype(kind, np.floating):
                 outputs.append((rgb.astype(np.float32) / 65535.0).astype(kind))

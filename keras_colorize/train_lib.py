@@ -285,19 +285,24 @@ def _match(name, pattern):
 
 
 def _shard_stats_from_summary(files):
-    """(examples, max label) from the ``summary-<split>.json`` make_shards writes, or None."""
+    """(examples, max label) from the ``summary-<split>.json`` make_shards writes.
+
+    None unless the summaries cover exactly ``files`` (then the records must be scanned).
+    """
     covered, examples, max_label = set(), 0, -1
     for summary_path in sorted({p for f in files for p in glob.glob(os.path.join(os.path.dirname(f), "summary-*.json"))}):
         try:
             with open(summary_path) as f:
                 summary = json.load(f)
-            matched = set(glob.glob(summary["file_pattern"])) & set(files)
+            summarized = set(glob.glob(summary["file_pattern"]))
             written = summary["written"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not matched:
+        if not summarized & set(files):
             continue
-        covered |= matched
+        if not summarized <= set(files):  # its counts include shards this run does not read
+            return None
+        covered |= summarized
         examples += sum(written.values())
         names = summary.get("class_names") or []
         if any(name for name, count in written.items() if name and count):
@@ -509,16 +514,19 @@ def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
     log_dir = os.path.join(config.work_dir, "logs")
     evaluator = cb.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
                                        jit_compile=config.jit_compile)
+    counter = cb.StepCounter()
     checkpoint = cb.ResumableCheckpoint(
-        os.path.join(config.work_dir, "checkpoints"), config.checkpoint_every_steps, keep=config.keep_checkpoints,
+        os.path.join(config.work_dir, "checkpoints"), counter, config.checkpoint_every_steps,
+        keep=config.keep_checkpoints,
         is_chief=chief, worker_dir=os.path.join(config.work_dir, f".worker-{worker_index}", "checkpoints"),
     ).attach(model)
     callbacks = [
-        cb.ThroughputMonitor(config.batch_size, config.steps_per_execution, total_steps, config.log_every_steps,
+        counter,
+        cb.ThroughputMonitor(counter, config.batch_size, config.steps_per_execution, total_steps, config.log_every_steps,
                              log_dir=os.path.join(log_dir, "train") if chief else None),
         cb.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
                            log_dir=os.path.join(log_dir, "validation") if chief else None),
-        cb.BestModelSaver(os.path.join(config.work_dir, "best.keras"), monitor="val_mae", enabled=chief),
+        cb.BestModelSaver(os.path.join(config.work_dir, "best.keras"), counter, monitor="val_mae", enabled=chief),
         checkpoint,
         cb.EpochConsoleLogger(config.epochs),
     ]
@@ -584,7 +592,7 @@ def train(config):
     history = {}
     train_start = time.time()
     for initial_epoch, epochs, steps in _fit_phases(start_step, steps_per_epoch, config.epochs):
-        step = cb.global_step(model)
+        step = checkpoint.counter.value
         # A resumed run reshuffles from a seed tied to its step: reproducible, and not a replay.
         train_ds = _train_dataset(config, data, strategy, seed=config.seed + step)
         result = model.fit(train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
@@ -592,7 +600,8 @@ def train(config):
         for name, values in result.history.items():
             history.setdefault(name, []).extend(float(v) for v in values)
     train_seconds = time.time() - train_start
-    summary = _finish(config, model, evaluator, history, chief, start_step, total_steps, train_seconds)
+    summary = _finish(config, model, evaluator, history, chief, start_step, checkpoint.counter.value, total_steps,
+                      train_seconds)
     summary["wall_time_s"] = round(time.time() - run_start, 1)
     if chief:
         cb.atomic_write_text(os.path.join(config.work_dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
@@ -607,12 +616,12 @@ def train(config):
 # ---------------------------------------------------------------------------
 
 
-def _finish(config, model, evaluator, history, chief, start_step, total_steps, train_seconds):
+def _finish(config, model, evaluator, history, chief, start_step, steps, total_steps, train_seconds):
     final_path = os.path.join(config.work_dir, "final.keras")
     best_path = os.path.join(config.work_dir, "best.keras")
     summary = {
         "work_dir": os.path.abspath(config.work_dir),
-        "steps": cb.global_step(model),
+        "steps": steps,
         "total_steps": total_steps,
         "resumed_from_step": start_step,
         "train_seconds": round(train_seconds, 1),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,6 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory):
+    keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_colorizer(get_preset("tiny")).save(path)
     return path

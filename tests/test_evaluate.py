@@ -6,6 +6,7 @@ import warnings
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,6 +22,7 @@ SIZE = 64  # the tiny model's input: evaluation views equal the files, no resamp
 
 @pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory):
+    keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_colorizer(get_preset("tiny")).save(path)
     return path

@@ -20,8 +20,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from keras_colorize import color
 from keras_colorize import inference
 from keras_colorize.export import bn_statistics
+from keras_colorize.export import image_ops
 from keras_colorize.export import saved_model
 from keras_colorize.models import build_colorizer, get_preset
 
@@ -65,6 +67,9 @@ def test_tf_serving_layout_and_no_overwrite(model, exported, tmp_path):
     assert exported.name == "1"
     assert (exported / "saved_model.pb").is_file()
     assert (exported / "variables" / "variables.index").is_file()
+    metadata = json.loads((exported / saved_model.METADATA_FILE).read_text())
+    assert metadata["image_size"] == 64 and metadata["num_classes"] == 4
+    assert metadata["serving_config"]["class_names"] == list(CLASS_NAMES)
     assert sorted(p.name for p in exported.parent.iterdir()) == ["1"]  # no staging leftovers
 
     fingerprint = (exported / "saved_model.pb").read_bytes()
@@ -130,16 +135,19 @@ def test_fresh_process_matches_keras(model, exported, tmp_path):
     # Softmax over a Dense chain that TF's graph optimizer rewrites: float32 rounding, not a 1e-5 contract.
     assert np.abs(got["probs"] - np.asarray(expected["class"])).max() <= 1e-4
 
-    # serving_default: full resolution, same pixels as the colorize CLI's merge (inference.Colorizer) given
-    # the same decoded pixels (TF's and Pillow's JPEG decoders differ by a few levels).
+    # serving_default: full resolution, and the colorize CLI's merge (inference.merge) of the same prediction,
+    # given the same decoded pixels (TF's and Pillow's JPEG decoders differ by a few levels).
     rgb = tf.io.decode_jpeg(image, channels=3).numpy()
-    reference = inference.Colorizer(model).colorize(rgb)
+    l_graph = image_ops.model_input(color.rgb_to_l(rgb), 64).numpy()
+    l_cli = inference.model_input(inference.lightness(rgb), 64)
+    assert np.abs(l_graph - l_cli).max() < 0.01  # the two antialiased resizes agree within 1 L* unit
+    ab_small = np.asarray(model(l_graph[None], training=False)["ab"])[0]
+    reference = inference.merge(inference.lightness(rgb), ab_small)
     for encoded in got["colorized"]:
         served = np.asarray(Image.open(io.BytesIO(encoded)))
         assert served.shape == rgb.shape
         assert np.abs(served.astype(int) - reference.astype(int)).max() <= 1
-    l_small = inference.model_input(inference.lightness(rgb), 64)[None]
-    probs = np.asarray(model(l_small, training=False)["class"])[0]
+    probs = np.asarray(model(l_graph[None], training=False)["class"])[0]
     assert list(got["class_index"]) == [int(np.argmax(probs))] * 2
     assert list(got["class_name"]) == [CLASS_NAMES[int(np.argmax(probs))].encode()] * 2
     np.testing.assert_allclose(got["class_probability"], [probs.max()] * 2, atol=1e-3)

@@ -124,6 +124,17 @@ def test_bn_folding_leaves_inexact_pairs_alone():
     np.testing.assert_allclose(folded(x), model(x, training=False), atol=1e-5)
 
 
+def test_model_without_class_head_converts(tmp_path):
+    keras.utils.set_random_seed(2)
+    model = build_colorizer(get_preset("tiny", fusion=False))
+    bn_statistics.reestimate_batch_norm(model, _smooth_l(8, 64, seed=3))
+    result = tflite.convert_variants(model, tmp_path, ["float32"])
+    predictor = litert_runner.LiteRTPredictor(result.paths["float32"])
+    assert predictor.output_names == ("ab",)
+    x = _smooth_l(2, 64, seed=4)
+    assert np.abs(predictor(x) - np.asarray(model(x, training=False)["ab"])).max() <= 1e-4
+
+
 def test_float32_tflite_matches_keras(tiny_model, converted, eval_photos):
     l_photos, _ = eval_photos
     predictor = litert_runner.LiteRTPredictor(converted.paths["float32"], num_threads=2)

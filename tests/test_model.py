@@ -73,6 +73,12 @@ def test_paper_table1_counts_and_other_sizes():
     assert _trainable(plain) == 29_072_550
     assert block_parameter_counts(plain)["Up 1"] == 2_230_272 - 196_864 + 262_144
     assert list(plain.output) == ["ab"]
+    del plain
+    # Another size: only the global branch's first Dense changes, by
+    # ((H/32)^2 - 64) * 512 * 1024 weights.
+    small = build_colorizer(get_preset("paper", image_size=224))
+    assert block_parameter_counts(small)["total"] == 55_525_441
+    assert TABLE1["total"] + (7 * 7 - 8 * 8) * 512 * 1024 == 55_525_441
 
 
 def test_flatten_scales_parameter_count_with_grid():

@@ -232,6 +232,8 @@ def test_port_rejects_bad_arguments(state_dict, tmp_path):
         torchvision_port.assign_state_dict(build_encoder(width=0.25), state_dict)
     with pytest.raises(ValueError, match="width=1.0"):
         load_encoder_weights(build_colorizer(get_preset("tiny")), tmp_path / "w.weights.h5")
+    with pytest.raises(ValueError, match="not found"):
+        load_encoder_weights(build_encoder(width=1.0), tmp_path / "none.weights.h5")
     with pytest.raises(ValueError, match="output"):
         torchvision_port.port_resnet34(tmp_path / "x.safetensors", tmp_path / "w.h5")
     with pytest.raises(PortError, match="does not exist"):

@@ -283,3 +283,21 @@ def test_multi_worker_without_tf_config_fails_before_training(shards, tmp_path, 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     _assert_fails_before_training(tiny_config(shards, tmp_path / "run", strategy="multi_worker"),
                                   r"strategy='multi_worker' needs the TF_CONFIG environment variable")
+
+
+def test_shard_summary_gives_the_same_counts_as_a_scan(tmp_path):
+    from PIL import Image
+
+    from keras_colorize.data import shards_lib
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(source / f"{i}.jpg")
+    shards_lib.make_shards(shards_lib.MakeShardsConfig(source=str(source), output=str(tmp_path / "out"),
+                                                       split="val", shard_size=2), progress=False)
+    files = tuple(sorted(glob.glob(str(tmp_path / "out" / "val-*.tfrecord"))))
+    assert len(files) == 3
+    assert train_lib._shard_stats_from_summary(files) == train_lib._scan_shards(files) == (5, -1)
+    assert train_lib._shard_stats_from_summary(files[:2]) is None  # the summary covers other files too

@@ -121,6 +121,9 @@ def export_tflite(config, model=None, progress=print):
     from keras_colorize.export import tflite_report  # noqa: PLC0415
 
     photos = tflite_report.list_photos(config.photos_dir, config.num_photos) if config.photos_dir else None
+    existing = [str(p) for v in variants if (p := tflite_lib.variant_path(config.output_dir, v, config.name)).exists()]
+    if existing and not config.overwrite:
+        raise FileExistsError(f"{existing} already exist; pass --overwrite to replace them")
     description = "the given Keras model"
     if model is None:
         model, description = load_model(config.model_path, config.preset)
@@ -142,6 +145,7 @@ def export_tflite(config, model=None, progress=print):
             model, converted.paths, l_photos, ab_photos, num_threads=config.num_threads, runs=config.timed_runs,
             notes=f"Weights: {description}. Folded {len(converted.folded_pairs)} BatchNormalization layers.")
         report["files"] = {v: str(p) for v, p in converted.paths.items()}
+        report["config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
         report_path = tflite_report.write_report(report, config.report or pathlib.Path(config.output_dir) / "report.json")
         progress(tflite_report.format_table(report))
         progress(f"report written to {report_path}")

@@ -106,6 +106,7 @@ def grpc_predict(images, server="localhost:8500", model_name="colorizer", versio
                  signature=SIGNATURE, timeout=120.0):
     """Same as :func:`rest_predict` over gRPC (``tensorflow-serving-api``)."""
     import grpc  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415 - tensorflow-serving-api depends on it anyway
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: PLC0415
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: PLC0415
 
@@ -130,14 +131,10 @@ def grpc_predict(images, server="localhost:8500", model_name="colorizer", versio
             raise ServingError(f"{server}: {e.code().name}: {e.details()}") from e
     columns = {}
     for key, proto in response.outputs.items():
-        if proto.dtype == types_pb2.DT_STRING:
-            values = list(proto.string_val)
-            if key == "class_name":
-                values = [v.decode("utf-8") for v in values]
-        elif proto.dtype == types_pb2.DT_FLOAT:
-            values = list(proto.float_val)
-        else:
-            values = list(proto.int_val) or list(proto.int64_val)
+        # make_ndarray reads both encodings a server may use (typed *_val fields or packed tensor_content).
+        values = tf.make_ndarray(proto).tolist()
+        if key == "class_name":
+            values = [v.decode("utf-8") for v in values]
         columns[key] = values
     return [{k: v[i] for k, v in columns.items()} for i in range(len(images))]
 
