@@ -76,7 +76,8 @@ class ValidationEvaluator:
         self._predict = None
         self._predict_model = None
 
-    def _predict_fn(self, model):
+    def predict_fn(self, model):
+        """``model(L, training=False)`` as a (cached) tf.function."""
         if self._predict_model is not model:
             self._predict = tf.function(lambda l_input: model(l_input, training=False), jit_compile=self.jit_compile,
                                         reduce_retracing=True)
@@ -100,7 +101,7 @@ class ValidationEvaluator:
 
     def evaluate(self, model):
         """Mean ``loss``, ``ab_loss``, ``class_loss`` and paper metrics over the dataset."""
-        predict = self._predict_fn(model)
+        predict = self.predict_fn(model)
         totals = {}
         for l_input, targets in self.dataset:
             sums = self._batch_stats(l_input, targets, predict(l_input))
@@ -182,7 +183,7 @@ class PaperValidation(keras.callbacks.Callback):
             result["mse_ab"], result["mse_lab"], result["loss"])
         if self._writer is not None and self.grid_batch is not None:
             l_input, ab_true = self.grid_batch
-            ab_pred = self.evaluator._predict_fn(self.model)(l_input)["ab"]
+            ab_pred = self.evaluator.predict_fn(self.model)(l_input)["ab"]
             with self._writer.as_default():
                 tf.summary.image(
                     "val_grid", image_grid(l_input, ab_pred, ab_true)[None], step=epoch,

@@ -11,11 +11,11 @@ from the work directory's last checkpoint. Examples::
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=wrong-import-position
-from absl import logging  # pylint: disable=wrong-import-position
 
 from keras_colorize import flags as kc_flags  # pylint: disable=wrong-import-position
 from keras_colorize import train_lib  # pylint: disable=wrong-import-position
@@ -28,8 +28,9 @@ def main(argv):
         config = kc_flags.train_config()
         train_lib.train(config)
     except train_lib.ConfigError as e:
-        logging.error("%s", e)
-        raise app.UsageError(str(e), exitcode=2) from None
+        # Bad flags, data or work directory, found before training: the message names the problem.
+        print(f"keras_colorize.train: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run():

@@ -70,6 +70,16 @@ def test_tf_serving_layout_and_no_overwrite(model, exported, tmp_path):
     metadata = json.loads((exported / saved_model.METADATA_FILE).read_text())
     assert metadata["image_size"] == 64 and metadata["num_classes"] == 4
     assert metadata["serving_config"]["class_names"] == list(CLASS_NAMES)
+    # The TF Serving warm-up request is a valid serving_default request.
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(str(exported / saved_model.WARMUP_FILE)).as_numpy_iterator())
+    assert len(records) == 1
+    request = prediction_log_pb2.PredictionLog.FromString(records[0]).predict_log.request
+    assert request.model_spec.signature_name == "serving_default"
+    images = tf.make_ndarray(request.inputs["image_bytes"])
+    out = tf.saved_model.load(str(exported)).signatures["serving_default"](image_bytes=tf.constant(images))
+    assert Image.open(io.BytesIO(out["colorized_bytes"].numpy()[0])).size == (48, 32)
     assert sorted(p.name for p in exported.parent.iterdir()) == ["1"]  # no staging leftovers
 
     fingerprint = (exported / "saved_model.pb").read_bytes()

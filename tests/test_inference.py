@@ -176,6 +176,7 @@ def test_api_types(colorizer, landscapes_dir):
         inference.Colorizer(build_colorizer(get_preset("tiny")), batch_size=0)
 
 
+@pytest.mark.slow
 def test_savedmodel_matches_keras(tiny_model_path, colorizer, tmp_path, landscapes_dir):
     import keras
 
@@ -192,6 +193,7 @@ def test_savedmodel_matches_keras(tiny_model_path, colorizer, tmp_path, landscap
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_twelve_megapixel_in_bounded_memory(tiny_model_path, tmp_path):
     """A 4000x3000 JPEG through the CLI in a fresh process: right size, peak RSS under 3 GB."""
     rng = np.random.default_rng(0)

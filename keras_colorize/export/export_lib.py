@@ -95,7 +95,7 @@ class TfliteExportConfig:
     num_photos: int = 32
     report: str = ""  # JSON path; default <output_dir>/report.json
     num_threads: int = 2
-    timed_runs: int = 20
+    timed_runs: int = 30
     overwrite: bool = False
     name: str = "colorizer"
 

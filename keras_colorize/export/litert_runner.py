@@ -10,7 +10,7 @@ merged with the original L*; output at the input's size and bit depth.
 Command line::
 
     python -m keras_colorize.export.litert_runner --model=models/tflite/colorizer_dynamic_int8.tflite \\
-        --input=scan.jpg --output=scan_color.jpg
+        --input=scan.jpg --output=scan_color.jpg        # several: --input=a.jpg,b.png --output=out_dir
 
 Python::
 
@@ -165,20 +165,34 @@ def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, p
     return written
 
 
-def main(argv=None):
-    """``python -m keras_colorize.export.litert_runner --model=... --input=... --output=...``."""
-    import argparse  # noqa: PLC0415
+def _define_flags():
+    from absl import flags  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help=".tflite file from export/export_tflite.py")
-    parser.add_argument("--input", required=True, nargs="+", help="image file(s)")
-    parser.add_argument("--output", required=True, help="output file (one input) or folder")
-    parser.add_argument("--num_threads", type=int, default=2)
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    for path in colorize_files(args.model, args.input, args.output, args.num_threads, args.overwrite):
+    flags.DEFINE_string("model", None, ".tflite file from export/export_tflite.py.")
+    flags.DEFINE_list("input", None, "Image file(s), comma-separated.")
+    flags.DEFINE_string("output", None, "Output file (one input) or folder (outputs keep the input names).")
+    flags.DEFINE_integer("num_threads", 2, "LiteRT CPU threads.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never an input).")
+    flags.mark_flags_as_required(["model", "input", "output"])
+
+
+def main(argv):
+    """``python -m keras_colorize.export.litert_runner --model=... --input=... --output=...``."""
+    del argv
+    from absl import flags  # noqa: PLC0415
+
+    flag_values = flags.FLAGS
+    try:
+        written = colorize_files(flag_values.model, flag_values.input, flag_values.output, flag_values.num_threads,
+                                 flag_values.overwrite)
+    except (ValueError, FileExistsError) as e:
+        raise SystemExit(f"litert_runner: error: {e}") from e
+    for path in written:
         print(path)
 
 
 if __name__ == "__main__":
-    main()
+    from absl import app  # noqa: PLC0415
+
+    _define_flags()  # only when run as a program: importing this module defines no flags
+    app.run(main)

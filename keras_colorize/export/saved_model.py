@@ -218,6 +218,30 @@ def _write_metadata(directory, model, config):
     path.write_text(json.dumps(metadata, indent=1))
 
 
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+
+
+def _write_warmup(directory):
+    """One ``serving_default`` request TF Serving replays at load time.
+
+    Without it the first real request pays for graph initialization and
+    kernel selection; with it the model is marked available only when warm.
+    The request is a small gray PNG, so the merge path runs too.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: PLC0415
+
+    png = tf.io.encode_png(tf.fill([32, 48, 3], tf.constant(128, tf.uint8))).numpy()
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(signature_name=SERVING_SIGNATURE),
+        inputs={"image_bytes": tf.make_tensor_proto([png], dtype=tf.string)},
+    )
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    path = pathlib.Path(directory) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(log.SerializeToString())
+
+
 def check_target(output, version, overwrite=False):
     """``<output>/<version>`` as a Path; ValueError for a bad version, FileExistsError if it exists."""
     number = _check_version(version)
@@ -255,6 +279,7 @@ def export_saved_model(model, output, version, config=None, overwrite=False):
     try:
         archive.write_out(str(staging / "model"), verbose=False)
         _write_metadata(staging / "model", model, config or ServingConfig())
+        _write_warmup(staging / "model")
         if target.exists():
             retired = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{number}-", dir=output))
             os.replace(target, retired / "model")

@@ -93,6 +93,8 @@ def rest_predict(images, server="http://localhost:8501", model_name="colorizer",
         except ValueError:
             pass
         raise ServingError(f"{server}{path}: HTTP {e.code}: {detail}") from e
+    except urllib.error.URLError as e:
+        raise ServingError(f"cannot reach TF Serving at {server}: {e.reason}") from e
     predictions = payload["predictions"]
     results = []
     for prediction in predictions:
@@ -201,23 +203,28 @@ def colorize_files(inputs, output_dir, protocol="rest", server=None, model_name=
     return written
 
 
-def main(argv=None):
-    """``python -m keras_colorize.export.serving_client --server=... --output_dir=... images...``."""
-    import argparse  # noqa: PLC0415
+def _define_flags():
+    from absl import flags  # noqa: PLC0415
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("inputs", nargs="+", help="image files")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
-    parser.add_argument("--server", default=None, help="host:port (default localhost:8501 REST / 8500 gRPC)")
-    parser.add_argument("--model_name", default="colorizer")
-    parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
+    flags.DEFINE_string("output_dir", None, "Folder for the colorized files (<input stem>.<jpg|png>).")
+    flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (plain HTTP) or gRPC (tensorflow-serving-api).")
+    flags.DEFINE_string("server", None, "host:port; default localhost:8501 (REST) or localhost:8500 (gRPC).")
+    flags.DEFINE_string("model_name", "colorizer", "Served model name.")
+    flags.DEFINE_integer("version", None, "Model version; default the latest served.")
+    flags.DEFINE_integer("batch_size", 4, "Images per request.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+    flags.mark_flag_as_required("output_dir")
+
+
+def main(argv):
+    """``python -m keras_colorize.export.serving_client --output_dir=... images...``."""
+    from absl import flags  # noqa: PLC0415
+
+    f = flags.FLAGS
+    inputs = argv[1:]
     try:
-        written = colorize_files(args.inputs, args.output_dir, args.protocol, args.server, args.model_name,
-                                 args.version, args.batch_size, args.overwrite)
+        written = colorize_files(inputs, f.output_dir, f.protocol, f.server, f.model_name, f.version, f.batch_size,
+                                 f.overwrite)
     except (ValueError, FileExistsError, ServingError) as e:
         raise SystemExit(f"serving_client: error: {e}") from e
     for path, result in written:
@@ -227,4 +234,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from absl import app  # noqa: PLC0415
+
+    _define_flags()  # only when run as a program: importing this module defines no flags
+    app.run(main)
