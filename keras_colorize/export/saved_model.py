@@ -44,6 +44,7 @@ import keras
 import tensorflow as tf
 
 from keras_colorize import color
+from keras_colorize.export import bn_folding
 from keras_colorize.export import image_ops
 
 SERVING_SIGNATURE = "serving_default"
@@ -251,7 +252,7 @@ def check_target(output, version, overwrite=False):
     return target
 
 
-def export_saved_model(model, output, version, config=None, overwrite=False):
+def export_saved_model(model, output, version, config=None, overwrite=False, fold_batch_norm=True):
     """Write the serving SavedModel to ``<output>/<version>/``, atomically.
 
     The SavedModel is written into a temporary folder inside ``output`` (a name
@@ -266,6 +267,9 @@ def export_saved_model(model, output, version, config=None, overwrite=False):
       config: :class:`ServingConfig`.
       overwrite: replace an existing ``<output>/<version>``; without it an
         existing version is an error.
+      fold_batch_norm: serve the model with every inference-mode BatchNorm
+        folded into the preceding conv/Dense (same outputs within float
+        rounding, about 10 % less latency on the CPU; see BUILD_NOTES.md).
 
     Returns:
       ``pathlib.Path`` of the written version folder.
@@ -273,7 +277,8 @@ def export_saved_model(model, output, version, config=None, overwrite=False):
     target = check_target(output, version, overwrite)
     number = int(target.name)
     output = target.parent
-    archive = build_export_archive(model, config)
+    served = bn_folding.fold_batch_norms(model)[0] if fold_batch_norm else model
+    archive = build_export_archive(served, config)
     output.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{number}-", dir=output))
     try:
