@@ -22,23 +22,15 @@ import shutil
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from keras_colorize import color
+from keras_colorize import fileio
 from keras_colorize import metrics as paper
 
 #: The paper's Table 2 metrics, in the order they are printed.
 PAPER_METRICS = ("mae", "mse_ab", "mse_lab")
-
-
-def atomic_write_text(path, text):
-    """Writes ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------
@@ -370,7 +362,7 @@ class BestModelSaver(keras.callbacks.Callback):
             return
         self.best = {self.monitor: float(value), "epoch": epoch + 1, "step": self.counter.value}
         save_model_atomic(self.model, self.path)
-        atomic_write_text(self.info_path, json.dumps(self.best, indent=1))
+        fileio.atomic_write_text(self.info_path, json.dumps(self.best, indent=1))
         logging.info("new best %s %.6f at epoch %d: saved %s", self.monitor, value, epoch + 1, self.path)
 
 

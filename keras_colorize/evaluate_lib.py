@@ -30,7 +30,6 @@ import collections
 import csv
 import dataclasses
 import json
-import os
 import pathlib
 
 import numpy as np
@@ -39,6 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from keras_colorize import color
+from keras_colorize import fileio
 from keras_colorize import images
 from keras_colorize import metrics
 from keras_colorize.data import features
@@ -404,13 +404,6 @@ def comparison_grid(grid_rows, model_names, cell=192):
     return canvas
 
 
-def _atomic_write(path, write):
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def run(config, *, progress=True):
     """Loads the models, evaluates, writes metrics.json / metrics.md / grid.png. Returns the result dict."""
     config.validate()
@@ -430,10 +423,11 @@ def run(config, *, progress=True):
         result["models"][name].update(path=str(path), input_size=colorizers[name].image_size)
     output = pathlib.Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    _atomic_write(output / "metrics.json", lambda p: p.write_text(json.dumps(result, indent=1)))
-    _atomic_write(output / "metrics.md", lambda p: p.write_text(markdown_table(result, config.models)))
+    fileio.atomic_write_text(output / "metrics.json", json.dumps(result, indent=1))
+    fileio.atomic_write_text(output / "metrics.md", markdown_table(result, config.models))
     if grid_rows:
         grid = comparison_grid(grid_rows, list(result["models"]))
-        _atomic_write(output / "grid.png", lambda p: grid.save(p, format="PNG"))
+        with fileio.atomic_path(output / "grid.png") as tmp:
+            grid.save(tmp, format="PNG")
     result["grid_names"] = [row["name"] for row in grid_rows]
     return result

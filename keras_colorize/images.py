@@ -25,11 +25,12 @@ import io
 import os
 import pathlib
 import struct
-import tempfile
 import warnings
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from keras_colorize import fileio
 
 # Pillow format name -> extensions; the first one is used for new files.
 FORMAT_EXTENSIONS = {
@@ -287,18 +288,7 @@ def write_image(path, rgb, *, alpha=None, image_format=None, dpi=None, quality=9
     if image_format == "JPEG":
         alpha = None
     encoded = _encode(rgb, alpha, image_format, dpi, quality)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    fileio.atomic_write_bytes(path, encoded)
 
 
 def _encode(rgb, alpha, image_format, dpi, quality):

@@ -41,6 +41,7 @@ import tensorflow as tf
 from absl import logging
 
 from keras_colorize import callbacks as cb
+from keras_colorize import fileio
 from keras_colorize import models
 from keras_colorize import perf
 from keras_colorize.data import demo
@@ -404,10 +405,10 @@ def validate(config, check_data=True, check_dir=True):
 
 def _write_run_files(config):
     os.makedirs(config.work_dir, exist_ok=True)
-    cb.atomic_write_text(os.path.join(config.work_dir, "config.json"), json.dumps(config.to_dict(), indent=1) + "\n")
+    fileio.atomic_write_text(os.path.join(config.work_dir, "config.json"), json.dumps(config.to_dict(), indent=1) + "\n")
     header = (f"# Resolved flags of the run in {config.work_dir} (rerun: python -m keras_colorize.train "
               f"--flagfile={os.path.join(config.work_dir, 'flags.txt')})\n")
-    cb.atomic_write_text(os.path.join(config.work_dir, "flags.txt"), header + config.to_flags())
+    fileio.atomic_write_text(os.path.join(config.work_dir, "flags.txt"), header + config.to_flags())
 
 
 # ---------------------------------------------------------------------------
@@ -618,7 +619,7 @@ def _train(config):
                       train_seconds)
     summary["wall_time_s"] = round(time.time() - run_start, 1)
     if chief:
-        cb.atomic_write_text(os.path.join(config.work_dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
+        fileio.atomic_write_text(os.path.join(config.work_dir, "summary.json"), json.dumps(summary, indent=1) + "\n")
     if config.strategy == "multi_worker":
         # Workers leave together: one that exits while the chief still evaluates looks crashed to it.
         strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)

@@ -28,6 +28,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_colorize import fileio
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
 
@@ -275,5 +276,5 @@ def ensure_demo_shards(
         "written": written,
         "classes": DEMO_CLASSES,
     }
-    shards_lib._atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
+    fileio.atomic_write_text(manifest_path, json.dumps(manifest, indent=1))
     return result

@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from keras_colorize import fileio
 from keras_colorize.data import features
 from keras_colorize.data import places365
 
@@ -249,13 +250,6 @@ def _tmp_name(path):
     return os.path.join(head, f".{tail}.tmp-{os.getpid()}")
 
 
-def _atomic_write_text(path, text):
-    tmp = _tmp_name(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 _REPORT_EVERY = 16  # images between progress reports from a worker
 
 
@@ -287,7 +281,7 @@ def write_shard(records, path, loader, config, progress_queue=None):
                 for kind in repairs:
                     stats.repaired[kind] = stats.repaired.get(kind, 0) + 1
         progress = {"fingerprint": _fingerprint(records, config, loader), "stats": dataclasses.asdict(stats)}
-        _atomic_write_text(_progress_path(path), json.dumps(progress))
+        fileio.atomic_write_text(_progress_path(path), json.dumps(progress))
         os.replace(tmp, path)
         if progress_queue is not None and records:
             progress_queue.put((len(records) - 1) % _REPORT_EVERY + 1)
@@ -544,5 +538,5 @@ def write_summary(output, split, stats, class_names=None, **extra):
         **dataclasses.asdict(stats),
     }
     path = os.path.join(output, f"summary-{split}.json")
-    _atomic_write_text(path, json.dumps(summary, indent=1))
+    fileio.atomic_write_text(path, json.dumps(summary, indent=1))
     return path

@@ -23,11 +23,11 @@ Python::
 
 import base64
 import json
-import os
 import pathlib
-import tempfile
 import urllib.error
 import urllib.request
+
+from keras_colorize import fileio
 
 SIGNATURE = "serving_default"
 INPUT_KEY = "image_bytes"
@@ -149,21 +149,6 @@ def _extension(encoded):
     return ".img"
 
 
-def _write_atomic(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def colorize_files(inputs, output_dir, protocol="rest", server=None, model_name="colorizer", version=None,
                    batch_size=4, overwrite=False, progress=True):
     """Sends image files to the server in batches and writes ``<output_dir>/<stem>.<ext>``.
@@ -196,7 +181,7 @@ def colorize_files(inputs, output_dir, protocol="rest", server=None, model_name=
             target = output_dir / (source.stem + _extension(encoded))
             if target.exists() and not overwrite:
                 raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite)")
-            _write_atomic(target, encoded)
+            fileio.atomic_write_bytes(target, encoded)
             written.append((target, result))
         bar.update(len(chunk))
     bar.close()

@@ -43,6 +43,7 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_colorize import fileio
 from keras_colorize.export import bn_folding
 from keras_colorize.export import saved_model
 
@@ -138,20 +139,6 @@ def convert_saved_model(path, variant, calibration=None, int8_io=False):
     return converter.convert()
 
 
-def _atomic_write_bytes(path, data):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def variant_path(output_dir, variant, name="colorizer"):
     return pathlib.Path(output_dir) / f"{name}_{variant}.tflite"
 
@@ -187,5 +174,5 @@ def convert_variants(model, output_dir, variants=VARIANTS, calibration=None, nam
         say(f"folded {len(pairs)} BatchNormalization layers into their conv/Dense layers")
         for variant in variants:
             say(f"converting {variant}")
-            _atomic_write_bytes(paths[variant], convert_saved_model(path, variant, calibration))
+            fileio.atomic_write_bytes(paths[variant], convert_saved_model(path, variant, calibration))
     return Converted(paths=paths, folded_pairs=pairs)

@@ -33,6 +33,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_colorize import fileio
 from keras_colorize import metrics
 from keras_colorize.data import preprocess
 from keras_colorize.export import litert_runner
@@ -201,10 +202,4 @@ def format_table(report):
 
 def write_report(report, path):
     """Writes the report as JSON (atomically)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return fileio.atomic_write_text(path, json.dumps(report, indent=1))

@@ -22,7 +22,8 @@ import os
 import pathlib
 import sqlite3
 import statistics
-import tempfile
+
+from keras_colorize import fileio
 
 Z_95 = 1.959963984540054  # two-sided 95 % normal quantile
 # Table 3 of the paper (17 respondents): percent of each model's colorizations judged real.
@@ -164,17 +165,6 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_report(report: dict, out_dir: str | os.PathLike, stem: str = "study") -> tuple[pathlib.Path, pathlib.Path]:
     """Writes `<stem>_report.md` and `<stem>_report.json` into `out_dir` (created); returns both paths."""
     out = pathlib.Path(out_dir)
@@ -182,6 +172,6 @@ def write_report(report: dict, out_dir: str | os.PathLike, stem: str = "study") 
         raise ValueError(f"--out: {str(out_dir)!r} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out / f"{stem}_report.md", out / f"{stem}_report.json"
-    _write_atomic(md_path, render_markdown(report))
-    _write_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    fileio.atomic_write_text(md_path, render_markdown(report))
+    fileio.atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     return md_path, json_path
