@@ -1,0 +1,133 @@
+"""Decoder, bridge, global branch and fusion blocks of the colorizer.
+
+Blocks are plain `apply_*(x, ..., name)` functions over stock Keras layers;
+the one custom layer, `SpatialTile`, broadcasts the global feature vector
+over the bridge's grid for the fusion layer (Iizuka, Simo-Serra and
+Ishikawa 2016, "Let there be Color!", Sec. 3.2; the paper's Eq. 1).
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_colorize")
+class SpatialTile(keras.layers.Layer):
+    """Copies a vector to every pixel of a reference feature map.
+
+    Call with `[vector (B, C), reference (B, H, W, D)]`; returns
+    (B, H, W, C). Shapes are read at call time, so any grid size works.
+    """
+
+    def call(self, inputs):
+        vector, reference = inputs
+        shape = ops.shape(reference)
+        vector = ops.reshape(vector, (-1, 1, 1, vector.shape[-1]))
+        return ops.broadcast_to(
+            vector, (shape[0], shape[1], shape[2], vector.shape[-1]))
+
+    def compute_output_shape(self, input_shapes):
+        vector_shape, reference_shape = input_shapes
+        return tuple(reference_shape[:3]) + (vector_shape[-1],)
+
+
+def _bn(name, bn_momentum, bn_epsilon, dtype=None):
+    return keras.layers.BatchNormalization(
+        momentum=bn_momentum, epsilon=bn_epsilon, name=name, dtype=dtype)
+
+
+def apply_conv_bn_relu(x, filters, name, bn_momentum, bn_epsilon):
+    """3x3 conv with bias, BN, ReLU (the bridge's and decoder's unit).
+
+    The bias in front of BN is redundant but part of the paper's Table 1
+    parameter counts, so it is kept.
+    """
+    x = keras.layers.Conv2D(filters, 3, padding="same",
+                            kernel_initializer="he_normal",
+                            name=f"{name}_conv")(x)
+    x = _bn(f"{name}_bn", bn_momentum, bn_epsilon)(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def apply_dense_bn_relu(x, units, name, bn_momentum, bn_epsilon):
+    """Dense with bias, BN, ReLU (the global branch's and class head's unit)."""
+    x = keras.layers.Dense(units, kernel_initializer="he_normal",
+                           name=f"{name}_dense")(x)
+    x = _bn(f"{name}_bn", bn_momentum, bn_epsilon)(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def apply_bridge(x, filters, bn_momentum, bn_epsilon):
+    """Bridge: 2 x (conv 3x3 with bias, BN, ReLU) on the deepest feature."""
+    for i in (1, 2):
+        x = apply_conv_bn_relu(x, filters, f"bridge{i}", bn_momentum,
+                               bn_epsilon)
+    return x
+
+
+def apply_global_branch(x, units, bn_momentum, bn_epsilon):
+    """Flatten, then dense/BN/ReLU per entry of `units` (paper: 1024, 512, 256).
+
+    Returns:
+      list of the outputs of every dense stage (paper: g1024, g512, g256).
+      The flatten makes the first Dense depend on the grid size:
+      (H/32) * (W/32) * C_bridge * units[0] kernel weights.
+    """
+    x = keras.layers.Flatten(name="global_flatten")(x)
+    outputs = []
+    for i, n in enumerate(units, start=1):
+        x = apply_dense_bn_relu(x, n, f"global{i}", bn_momentum, bn_epsilon)
+        outputs.append(x)
+    return outputs
+
+
+def apply_class_head(x, hidden_units, num_classes, bn_momentum, bn_epsilon):
+    """Scene-class side head: dense/BN/ReLU, dense C, BN, softmax.
+
+    The last Dense, its BN and the softmax run in float32 under mixed
+    precision. The output layer is named "class".
+    """
+    x = apply_dense_bn_relu(x, hidden_units, "class1", bn_momentum, bn_epsilon)
+    x = keras.layers.Dense(num_classes, kernel_initializer="glorot_uniform",
+                           dtype="float32", name="class2_dense")(x)
+    x = _bn("class2_bn", bn_momentum, bn_epsilon, dtype="float32")(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="class")(x)
+
+
+def apply_fusion(local, global_vector, filters):
+    """Fusion layer (paper Eq. 1, Iizuka et al. 2016).
+
+    `relu(b + W [local; global])` at every pixel: the global vector is tiled
+    over the local grid, concatenated on channels and mixed by a 1x1 conv.
+    """
+    tiled = SpatialTile(name="fusion_tile")([global_vector, local])
+    x = keras.layers.Concatenate(name="fusion_concat")([local, tiled])
+    x = keras.layers.Conv2D(filters, 1, kernel_initializer="he_normal",
+                            name="fusion_conv")(x)
+    return keras.layers.ReLU(name="fusion_relu")(x)
+
+
+def apply_up_block(x, skip, filters, name, bn_momentum, bn_epsilon):
+    """U-Net up block: transposed conv 2x2/2 with bias, concat skip, 2 x conv.
+
+    Args:
+      x: (B, h, w, C) decoder input.
+      skip: (B, 2h, 2w, C_skip) encoder feature.
+      filters: output channels of the transposed conv and both convs.
+      name: layer-name prefix, e.g. "up1".
+    """
+    x = keras.layers.Conv2DTranspose(filters, 2, strides=2,
+                                     kernel_initializer="he_normal",
+                                     name=f"{name}_deconv")(x)
+    x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
+    x = apply_conv_bn_relu(x, filters, f"{name}_1", bn_momentum, bn_epsilon)
+    return apply_conv_bn_relu(x, filters, f"{name}_2", bn_momentum, bn_epsilon)
+
+
+def apply_ab_head(x, bn_momentum, bn_epsilon):
+    """Conv Out: 1x1 conv to 2 channels with bias, BN, sigmoid, in float32.
+
+    The output layer is named "ab".
+    """
+    x = keras.layers.Conv2D(2, 1, dtype="float32", name="out_conv")(x)
+    x = _bn("out_bn", bn_momentum, bn_epsilon, dtype="float32")(x)
+    return keras.layers.Activation("sigmoid", dtype="float32", name="ab")(x)
