@@ -40,3 +40,16 @@ def video_path():
 def places365_dir():
     """Places365 category lists (../shared/data/places365)."""
     return _shared("places365")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory):
+    """A seeded, untrained tiny-preset colorizer saved as ``.keras`` (64 px, 4 classes)."""
+    import keras
+
+    from keras_colorize.models import build_colorizer, get_preset
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_colorizer(get_preset("tiny")).save(path)
+    return path

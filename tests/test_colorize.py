@@ -9,24 +9,14 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import color as skcolor
 
 from keras_colorize import colorize_lib
-from keras_colorize.models import build_colorizer, get_preset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_colorizer(get_preset("tiny")).save(path)
-    return path
 
 
 def _cli(*args, timeout=600):

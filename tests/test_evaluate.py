@@ -6,7 +6,6 @@ import warnings
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,17 +14,8 @@ from skimage.metrics import structural_similarity
 
 from keras_colorize import evaluate_lib
 from keras_colorize import inference
-from keras_colorize.models import build_colorizer, get_preset
 
 SIZE = 64  # the tiny model's input: evaluation views equal the files, no resampling in the test
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_colorizer(get_preset("tiny")).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,6 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_colorizer(get_preset("tiny")).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def colorizer(tiny_model_path):
     return inference.Colorizer.from_path(tiny_model_path, batch_size=4)
 
@@ -178,7 +170,6 @@ def test_api_types(colorizer, landscapes_dir):
 
 @pytest.mark.slow
 def test_savedmodel_matches_keras(tiny_model_path, colorizer, tmp_path, landscapes_dir):
-    import keras
 
     import keras_colorize.models  # noqa: F401
 
