@@ -145,7 +145,7 @@ def test_port_parity_with_torchvision_layout(torch_checkpoints, tmp_path, fmt):
 @pytest.mark.slow
 def test_ported_weights_load_into_paper_colorizer(torch_checkpoints, tmp_path):
     _, _, st = torch_checkpoints
-    output = tmp_path / "enc.weights.h5"
+    output = tmp_path / "models" / "enc.weights.h5"  # a folder that does not exist yet
     torchvision_port.port_resnet34(st, output)
     reference = build_encoder(width=1.0)
     load_encoder_weights(reference, output)

@@ -216,12 +216,14 @@ def port_resnet34(checkpoint, output):
     if not output.name.endswith(".weights.h5"):
         raise ValueError(
             f"output must end in .weights.h5, got output={str(output)!r}")
-    if not output.parent.is_dir():
-        raise ValueError(f"output directory does not exist: "
+    if output.parent.exists() and not output.parent.is_dir():
+        raise ValueError(f"output's parent is not a directory: "
                          f"output={str(output)!r}")
     state = read_checkpoint(checkpoint)
     encoder = resnet34.ResNet34Encoder(width=1.0)
     count = assign_state_dict(encoder, state, source=f"checkpoint={str(checkpoint)!r}")
+    # Created only once the checkpoint has been read and checked.
+    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name[:-len('.weights.h5')]}"
                            f".tmp{os.getpid()}.weights.h5")
     try:
