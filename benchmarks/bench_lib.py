@@ -264,18 +264,23 @@ def memory_rows(config, log):
     return [_fill(row, results, "keras", "torch", key="peak_gb")]
 
 
-def prepare_artifacts(config, work_dir, log):
-    """Random-init paper model -> .keras, SavedModel, TFLite variants (in a worker)."""
-    log("[inference] exporting a random-init paper model (.keras, SavedModel, TFLite)")
+def _one_shot(name, factory, **kwargs):
+    """Runs a worker whose factory does all the work; returns its info (or {"error": ...})."""
     worker = None
     try:
-        worker = Worker("export", "export_artifacts", out_dir=str(work_dir), image_size=config.infer_size)
+        worker = Worker(name, factory, **kwargs)
         return worker.info
     except WorkerError as error:
         return {"error": str(error)}
     finally:
         if worker is not None:
             worker.close()
+
+
+def prepare_artifacts(config, work_dir, log):
+    """Random-init paper model -> .keras, SavedModel, TFLite variants (in a worker)."""
+    log("[inference] exporting a random-init paper model (.keras, SavedModel, TFLite)")
+    return _one_shot("export", "export_artifacts", out_dir=str(work_dir), image_size=config.infer_size)
 
 
 def inference_rows(config, work_dir, log):
@@ -315,15 +320,7 @@ def inference_rows(config, work_dir, log):
 
 def make_shards(config, work_dir, log):
     """256 px JPEG shards written with the package's Example codec (in a worker)."""
-    worker = None
-    try:
-        worker = Worker("shards", "write_shards", out_dir=str(work_dir), count=config.shard_images)
-        return worker.info
-    except WorkerError as error:
-        return {"error": str(error)}
-    finally:
-        if worker is not None:
-            worker.close()
+    return _one_shot("shards", "write_shards", out_dir=str(work_dir), count=config.shard_images)
 
 
 def pipeline_rows(config, work_dir, log):
