@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 from absl import flags
 
+from keras_colorize import cli
 from keras_colorize import colorize_lib
 from keras_colorize import images
 
@@ -35,11 +36,7 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for name in ("model", "input", "output"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required")
+    cli.check_args(argv, required=("model", "input", "output"))
     config = colorize_lib.ColorizeConfig(
         model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
         output_format=FLAGS.output_format, overwrite=FLAGS.overwrite, quality=FLAGS.quality)

@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 from absl import flags
 
+from keras_colorize import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, ".keras model file or SavedModel folder.")
 flags.DEFINE_string("input", None, "Input video file.")
@@ -35,11 +37,7 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for name in ("model", "input", "output"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required")
+    cli.check_args(argv, required=("model", "input", "output"))
     from keras_colorize import video  # noqa: PLC0415 - after flag parsing, so --help is fast
     from keras_colorize.inference import Colorizer  # noqa: PLC0415
 

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app
 from absl import flags
 
+from keras_colorize import cli
 from keras_colorize import evaluate_lib
 
 FLAGS = flags.FLAGS
@@ -36,11 +37,7 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for name in ("model", "data", "output"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required")
+    cli.check_args(argv, required=("model", "data", "output"))
     try:
         config = evaluate_lib.EvalConfig(
             models=tuple(evaluate_lib.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
