@@ -73,6 +73,10 @@ flags.DEFINE_float(
     "class_loss_weight", _default("class_loss_weight"),
     "lambda in loss = MSE(ab) + lambda * CE(class): 1 for P1, P2, P4; 0.01 for P3 (class loss / 100).")
 flags.DEFINE_enum(
+    "ab_loss", _default("ab_loss"), ["mse", "l1", "huber"],
+    "a*b* loss: 'mse' (the paper's), 'l1' (mean absolute error: aims at the paper's MAE metric and is less "
+    "grayish than MSE's conditional mean) or 'huber'.")
+flags.DEFINE_enum(
     "optimizer", _default("optimizer"), list(train_lib.OPTIMIZERS),
     "Optimizer (paper: adadelta for P1, adam otherwise).")
 flags.DEFINE_float("learning_rate", _default("learning_rate"), "Peak learning rate.")

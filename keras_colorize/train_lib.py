@@ -99,6 +99,7 @@ class TrainConfig:
     encoder_weights: str = ""
     # Loss and optimization
     class_loss_weight: float = 1.0
+    ab_loss: str = "mse"
     optimizer: str = "adam"
     learning_rate: float = 0.01
     lr_schedule: str = "constant"
@@ -138,6 +139,7 @@ class TrainConfig:
                 "unless demo_data_dir is set")
         choice("model_preset", MODEL_PRESETS)
         choice("optimizer", OPTIMIZERS)
+        choice("ab_loss", models.AB_LOSSES)
         choice("lr_schedule", LR_SCHEDULES)
         choice("precision", PRECISIONS)
         choice("strategy", STRATEGIES)
@@ -451,7 +453,8 @@ def build_and_compile(config, strategy, total_steps):
                 logging.info("encoder initialized from %s", config.encoder_weights)
             if strategy.num_replicas_in_sync > 1:
                 _synchronize_batch_norm(model)
-            loss, loss_weights = models.colorizer_losses(model_config, class_weight=config.class_loss_weight)
+            loss, loss_weights = models.colorizer_losses(model_config, class_weight=config.class_loss_weight,
+                                                    ab_kind=config.ab_loss)
             model.compile(optimizer=make_optimizer(config, total_steps), loss=loss, loss_weights=loss_weights,
                           jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
             model.optimizer.build(model.trainable_variables)

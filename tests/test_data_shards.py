@@ -276,7 +276,7 @@ def test_bad_arguments_raise_value_error(tmp_path):
     Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "src" / "red.jpg")
     base = dict(source=str(tmp_path / "src"), output=str(tmp_path / "out"))
     with pytest.raises(ValueError, match="short_side"):
-        shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, encode=shards_lib.EncodeConfig(short_side=0)), progress=False)
+        shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, encode=shards_lib.EncodeConfig(short_side=4)), progress=False)
     with pytest.raises(ValueError, match="shard_size"):
         shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, shard_size=0), progress=False)
     with pytest.raises(ValueError, match="split"):

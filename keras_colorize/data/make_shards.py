@@ -7,6 +7,18 @@ Places365, the paper's three splits (137 landscape classes, 256 px):
       --classes=experiments/landscape_classes.txt --output=/data/shards --split=$split
   done
 
+A class-per-folder tree (labels from folder names; a dataset's own train/ and
+test/ folders are kept as train/validation, other images split by seed), for
+example the scenes training set:
+
+  for split in train val; do
+    python -m keras_colorize.data.make_shards --source=../shared/data/scenes --layout=classes \
+      --classes=experiments/scenes_classes.txt --short_side=0 --output=data/scenes_shards --split=$split
+  done
+
+Without --classes the sorted folder names are used; either way the list is
+written to <output>/classes.txt.
+
 A plain folder (recursive, unlabelled):
 
   python -m keras_colorize.data.make_shards --source=photos/ --output=shards/ --split=val
@@ -37,6 +49,10 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the test hold-out and of the or
 _TEST_PER_CLASS = flags.DEFINE_integer("test_per_class", 10, "Training images per class held out as the test split.")
 _SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Stored images are resized to this short side.")
 _JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of the stored images.")
+_VAL_FRACTION = flags.DEFINE_float(
+    "val_fraction", 0.1,
+    "--layout=classes: share of the images outside any train/ val/ test/ folder sent to validation (by a hash of "
+    "seed and path).")
 _MIN_SIDE = flags.DEFINE_integer("min_side", 32, "Skip images whose short side is smaller.")
 
 
@@ -54,6 +70,7 @@ def main(argv):
         num_workers=_NUM_WORKERS.value,
         seed=_SEED.value,
         test_per_class=_TEST_PER_CLASS.value,
+        val_fraction=_VAL_FRACTION.value,
         encode=shards_lib.EncodeConfig(
             short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value
         ),

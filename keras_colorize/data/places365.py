@@ -10,6 +10,18 @@ Three source layouts are read (``detect_layout`` picks one):
   ``places365_val.txt`` (``path label-index`` per line) and ``categories_places365.txt``,
   found in the source folder or its ``filelist_places365-standard/`` subfolder.
 * ``folder``: any folder of images, recursive, unlabelled (label -1).
+* ``classes``: a class-per-folder tree (the layout of
+  ``keras.utils.image_dataset_from_directory``): the folder that holds an image
+  names its class, at any depth (``<root>/<class>/*.jpg``,
+  ``<root>/<collection>/train/<class>/*.jpg``, ...). A ``train`` (or ``training``)
+  folder above it puts the image on the train side, a ``test``, ``val``,
+  ``valid`` or ``validation`` folder on the validation side (a dataset's own
+  split is kept); images with neither are split by a hash of (seed, path),
+  ``val_fraction`` of them to validation. Class names are the sorted folder
+  names unless a class list fixes them (and their order).
+
+Symbolic links to folders are followed in every layout; a folder reached a
+second time (a link loop, or two links to one folder) is read once.
 
 The paper's split (Zayd et al., Sec. 4.1): validation = the Places365 validation
 images of the chosen classes (100 per class); test = ``test_per_class`` (10)
@@ -26,7 +38,9 @@ import pathlib
 import re
 from typing import NamedTuple
 
-LAYOUTS = ("auto", "standard", "original", "folder")
+LAYOUTS = ("auto", "standard", "original", "folder", "classes")
+TRAIN_SIDE_NAMES = ("train", "training")
+VAL_SIDE_NAMES = ("val", "valid", "validation", "test")
 SPLITS = ("train", "val", "test")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 TRAIN_LIST = "places365_train_standard.txt"
@@ -116,11 +130,32 @@ def _is_image(name):
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def _walk_images(root):
-    """Image files under ``root``, recursive, sorted, as relative POSIX paths."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+def walk_dirs(root):
+    """``os.walk(root, followlinks=True)`` that visits each real folder once.
+
+    Hidden folders are skipped; a folder whose real path was already visited
+    (a symlink loop, or two links to one folder) is not descended into again,
+    and a folder that cannot be listed is skipped rather than stopping the walk.
+    """
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=lambda e: None):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield dirpath, dirnames, sorted(filenames)
+
+
+def _walk_images(root):
+    """Image files under ``root``, recursive (symlinks followed once), sorted, as relative POSIX paths."""
+    found = []
+    for dirpath, _, filenames in walk_dirs(root):
         rel = os.path.relpath(dirpath, root)
         for f in filenames:
             if _is_image(f):
@@ -161,8 +196,7 @@ def _standard_class_dirs(split_dir):
     letter level (``f/field/wild``) all map to the same key.
     """
     dirs = {}
-    for dirpath, dirnames, filenames in os.walk(split_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    for dirpath, _, filenames in walk_dirs(split_dir):
         if dirpath != str(split_dir) and any(_is_image(f) for f in filenames):
             rel = os.path.relpath(dirpath, split_dir).replace(os.sep, "/")
             dirs[class_key(rel)] = pathlib.Path(dirpath)
@@ -241,6 +275,64 @@ def list_original(source, side, class_names, categories_file=None):
     return out
 
 
+def _side_of(rel_path):
+    """``"train"``, ``"val"`` or ``None`` (no split folder above the image) for a relative path."""
+    for part in rel_path.split("/")[:-2]:
+        if part.lower() in TRAIN_SIDE_NAMES:
+            return "train"
+        if part.lower() in VAL_SIDE_NAMES:
+            return "val"
+    return None
+
+
+def list_class_folders(source):
+    """``{class name: [(abs_path, rel_path), ...]}`` of a class-per-folder tree (the ``classes`` layout).
+
+    The class of an image is the name of the folder that holds it; images
+    directly in ``source`` have none and are left out.
+    """
+    root = pathlib.Path(source)
+    out = {}
+    for rel in _walk_images(root):
+        parts = rel.split("/")
+        if len(parts) < 2:
+            continue
+        out.setdefault(parts[-2], []).append((str(root / rel), rel))
+    return out
+
+
+def class_folder_names(source):
+    """Sorted class names of a class-per-folder tree (what ``make_shards`` writes as ``classes.txt``)."""
+    return sorted(list_class_folders(source))
+
+
+def _hash_fraction(seed, rel_path):
+    return int(_holdout_rank(seed, rel_path)[:8], 16) / 0x100000000
+
+
+def split_class_folders(by_class, class_names, split, *, val_fraction, test_per_class, seed):
+    """The ``classes`` layout's split: folder sides first, then a seeded hash for the rest.
+
+    ``val``: images under a val/test folder, plus ``val_fraction`` of the images
+    with no split folder. ``train``: the rest of the train side, less
+    ``test_per_class`` images per class held out as ``test``.
+    """
+    records = []
+    for label, name in enumerate(class_names):
+        train_side, val_side = [], []
+        for item in by_class.get(name, []):
+            side = _side_of(item[1]) or ("val" if _hash_fraction(seed, item[1]) < val_fraction else "train")
+            (val_side if side == "val" else train_side).append(item)
+        if split == "val":
+            items = val_side
+        else:
+            ranked = sorted(train_side, key=lambda item: _holdout_rank(seed, item[1]))
+            held = {rel for _, rel in ranked[:test_per_class]}
+            items = [it for it in train_side if (it[1] in held) == (split == "test")]
+        records.extend(Record(path, label, name, rel) for path, rel in sorted(items, key=lambda it: it[1]))
+    return records
+
+
 def _holdout_rank(seed, rel_path):
     return hashlib.sha1(f"{seed}:{rel_path}".encode()).hexdigest()
 
@@ -270,7 +362,8 @@ def split_records(by_class, class_names, split, test_per_class, seed):
     return records
 
 
-def list_records(source, split, layout="auto", class_names=None, test_per_class=10, seed=0, categories_file=None):
+def list_records(source, split, layout="auto", class_names=None, test_per_class=10, seed=0, categories_file=None,
+                 val_fraction=0.1):
     """All records of one split of a source folder.
 
     Args:
@@ -281,6 +374,8 @@ def list_records(source, split, layout="auto", class_names=None, test_per_class=
       test_per_class: held-out images per class (``test``) removed from ``train``.
       seed: hold-out seed.
       categories_file: ``categories_places365.txt`` if it is not in the source folder.
+      val_fraction: ``classes`` layout: share of the images outside any
+        train/val/test folder that goes to validation.
 
     Returns:
       ``(layout, records)``.
@@ -301,6 +396,18 @@ def list_records(source, split, layout="auto", class_names=None, test_per_class=
     if layout == "folder":
         root = pathlib.Path(source)
         return layout, [Record(str(root / rel), -1, "", rel) for rel in _walk_images(root)]
+    if layout == "classes":
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        by_class = list_class_folders(source)
+        if not by_class:
+            raise ValueError(f"source={str(source)!r} has no class folders with images (layout 'classes')")
+        names = list(class_names) if class_names else sorted(by_class)
+        unknown = [n for n in names if n not in by_class]
+        if unknown:
+            raise _unknown_classes_error(unknown, by_class.keys(), str(source))
+        return layout, split_class_folders(by_class, names, split, val_fraction=val_fraction,
+                                           test_per_class=test_per_class, seed=seed)
     if not class_names:
         raise ValueError(f"the {layout!r} Places365 layout needs a class list (--classes)")
     side = "val" if split == "val" else "train"

@@ -71,14 +71,14 @@ class SkipImage(Exception):
 class EncodeConfig:
     """How images are stored."""
 
-    short_side: int = 256  # stored images are resized so their short side is this (the paper's size)
+    short_side: int = 256  # larger images are shrunk to this short side (the paper's size); 0 = keep every size
     jpeg_quality: int = 95
     min_side: int = 32  # skip images whose short side is smaller
     gray_threshold: float = 6.0  # 99th percentile of max-min channel spread (0..255) below which RGB counts as gray
 
     def validate(self):
-        if self.short_side < 8:
-            raise ValueError(f"short_side must be >= 8, got {self.short_side}")
+        if self.short_side != 0 and self.short_side < 8:
+            raise ValueError(f"short_side must be 0 (keep each photo's own size) or >= 8, got {self.short_side}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
         if self.min_side < 1:
@@ -172,9 +172,14 @@ def is_near_grayscale(image, threshold):
 
 
 def resize_short_side(image, short_side):
-    """Pillow resize so that min(width, height) == short_side (Lanczos, aspect kept)."""
+    """Pillow resize so that min(width, height) == short_side (Lanczos, aspect kept).
+
+    Never upscales: an image whose short side is already at most ``short_side``
+    (or any image when ``short_side`` is 0) is returned as it is, so shards of
+    150 px photos stay 150 px on disk.
+    """
     width, height = image.size
-    if min(width, height) == short_side:
+    if not short_side or min(width, height) <= short_side:
         return image
     scale = short_side / min(width, height)
     size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
@@ -456,6 +461,7 @@ class MakeShardsConfig:
     num_workers: int = 1
     seed: int = 0
     test_per_class: int = 10
+    val_fraction: float = 0.1  # classes layout: images outside train/val/test folders sent to val
     encode: EncodeConfig = EncodeConfig()
 
 
@@ -503,7 +509,14 @@ def make_shards(config, progress=True):
         test_per_class=config.test_per_class,
         seed=config.seed,
         categories_file=config.categories or None,
+        val_fraction=config.val_fraction,
     )
+    if layout == "classes":
+        class_names = class_names or places365.class_folder_names(config.source)
+        ignored = sorted(set(places365.class_folder_names(config.source)) - set(class_names))
+        if ignored:
+            logging.warning("class folders not in classes=%r are not written: %s", config.classes, ignored)
+        check_class_list(config.output, class_names)
     if layout == "folder" and class_names:
         raise ValueError(
             f"source={config.source!r} is read as a plain folder (layout={config.layout!r}: no places365_standard/, "
@@ -523,9 +536,40 @@ def make_shards(config, progress=True):
         seed=config.seed,
         progress=progress,
     )
+    if layout == "classes":
+        write_class_list(config.output, class_names)
     write_summary(config.output, config.split, stats, class_names, layout=layout,
                   source=os.path.abspath(config.source), config=dataclasses.asdict(config))
     return stats, f"layout: {layout}, split: {config.split}\n" + format_summary(stats, class_names)
+
+
+CLASS_LIST = "classes.txt"
+
+
+def check_class_list(output, class_names):
+    """Refuses to mix label orders: ``<output>/classes.txt`` (if any) must list ``class_names``.
+
+    The class-per-folder layout numbers classes by the list it writes next to
+    the shards; every split written into one folder must use the same list
+    (pass it back with ``--classes=<output>/classes.txt``).
+    """
+    path = os.path.join(output, CLASS_LIST)
+    if os.path.isfile(path):
+        existing = places365.read_class_list(path)
+        if existing != list(class_names):
+            raise ValueError(
+                f"output={output!r} already holds shards labelled by {path} ({len(existing)} classes: "
+                f"{', '.join(existing[:6])}{' ...' if len(existing) > 6 else ''}), which differs from this "
+                f"run's {len(class_names)} classes; pass --classes={path} or write to another output folder")
+
+
+def write_class_list(output, class_names):
+    """Writes ``<output>/classes.txt``: one class per line, line order = label (read back by ``--classes``)."""
+    path = os.path.join(output, CLASS_LIST)
+    os.makedirs(output, exist_ok=True)
+    header = "# Class list of these shards: line order = label. Pass it back with --classes.\n"
+    fileio.atomic_write_text(path, header + "".join(f"{n}\n" for n in class_names))
+    return path
 
 
 def write_summary(output, split, stats, class_names=None, **extra):

@@ -22,6 +22,7 @@ from keras_colorize.models.colorizer import (
 )
 from keras_colorize.models.layers import SpatialTile
 from keras_colorize.models.losses import (
+    AB_LOSSES,
     UNLABELLED,
     ab_loss,
     class_loss,
@@ -34,6 +35,7 @@ from keras_colorize.models.resnet34 import (
 )
 
 __all__ = [
+    "AB_LOSSES",
     "FEATURE_KEYS",
     "TABLE1_BLOCKS",
     "UNLABELLED",
