@@ -18,11 +18,14 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from keras_colorize import cli  # noqa: E402
+from keras_colorize import pretrained  # noqa: E402
 from keras_colorize.export import export_lib  # noqa: E402
 from keras_colorize.export import tflite  # noqa: E402
 
-_MODEL = flags.DEFINE_string("model", "", "Trained model (.keras). Empty: the --preset's untrained network "
-                             "(BatchNormalization statistics re-estimated on the calibration shards or photos).")
+_MODEL = flags.DEFINE_string("model", "", f"Model: {pretrained.MODEL_HELP} (.keras). Empty: the --preset's "
+                             "untrained network (BatchNormalization statistics re-estimated on the calibration "
+                             "shards or photos).")
 _PRESET = flags.DEFINE_enum("preset", "paper", ["paper", "tiny"], "Preset used when --model is empty.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for <name>_<variant>.tflite and report.json.")
 _VARIANTS = flags.DEFINE_list("variants", list(tflite.VARIANTS), f"Subset of {list(tflite.VARIANTS)}.")
@@ -42,7 +45,8 @@ flags.mark_flag_as_required("output_dir")
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = export_lib.TfliteExportConfig(
         output_dir=_OUTPUT_DIR.value, model_path=_MODEL.value, preset=_PRESET.value, variants=tuple(_VARIANTS.value),
         calibration_shards=_CALIBRATION.value, calibration_steps=_CALIBRATION_STEPS.value, photos_dir=_PHOTOS.value,
@@ -50,11 +54,11 @@ def main(argv):
         overwrite=_OVERWRITE.value, name=_NAME.value)
     try:
         result = export_lib.export_tflite(config)
-    except (ValueError, FileExistsError) as e:
-        sys.exit(f"export_tflite: error: {e}")
+    except (ValueError, FileExistsError) as e:  # bad arguments or configuration: exit status 2, one line
+        cli.fail("export_tflite", e)
     for variant, path in result.paths.items():
         print(f"{variant}: {path}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, "export_tflite")  # unparsable or missing flags: one line, exit status 2

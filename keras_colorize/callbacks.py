@@ -10,14 +10,22 @@ each may add entries to the epoch ``logs`` the later ones read:
    :func:`keras_colorize.metrics.paper_metrics` (the evaluation code), written
    into ``logs`` as ``val_*``; and a TensorBoard grid of fixed validation
    images (gray input / prediction / ground truth).
-3. :class:`BestModelSaver`: ``best.keras`` whenever ``val_mae`` improves.
-4. :class:`ResumableCheckpoint`: weights + optimizer state + step every N steps
-   and every epoch, which a restarted run resumes from.
-5. ``keras.callbacks.TensorBoard``: the epoch scalars in ``logs``.
+3. :class:`DivergenceGuard`: stops the run (raises :class:`TrainingDiverged`)
+   at the first non-finite batch loss or validation figure, before anything
+   below can save the broken model.
+4. :class:`BestModelSaver`: ``best.keras`` whenever ``val_mae`` improves.
+5. :class:`ResumableCheckpoint`: weights + optimizer state + step every N steps
+   and every epoch, which a restarted run resumes from (falling back past
+   damaged checkpoints).
+6. ``keras.callbacks.TensorBoard``: the epoch scalars in ``logs``.
 """
 
+import datetime
+import glob
 import json
+import math
 import os
+import re
 import shutil
 import time
 
@@ -323,6 +331,73 @@ class EpochConsoleLogger(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------------
+# Divergence
+# ---------------------------------------------------------------------------
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss, a validation figure or the weights became NaN or infinite; nothing was saved after that."""
+
+
+def non_finite_variables(variables):
+    """Paths (names) of the floating-point ``variables`` holding a NaN or an infinity."""
+    bad = []
+    for variable in variables:
+        value = getattr(variable, "value", variable)
+        if not tf.as_dtype(value.dtype).is_floating:
+            continue
+        if not bool(tf.reduce_all(tf.math.is_finite(value))):
+            bad.append(getattr(variable, "path", None) or variable.name)
+    return bad
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, like ``keras.callbacks.TerminateOnNaN(raise_error=True)``.
+
+    After every train step it checks the step's ``loss`` (the epoch's running
+    mean in Keras 3, which turns non-finite at the first non-finite batch
+    loss), and at the end of an epoch the epoch loss and the validation
+    figures. It raises :class:`TrainingDiverged` naming the step and the last
+    good checkpoint. Raising, rather than setting ``stop_training``, ends
+    ``fit`` at once: the callbacks after this one (best model, checkpoint)
+    and the trainer's ``final.keras`` never see the broken weights. Every
+    worker of a multi-worker run sees the same (all-reduced) loss and the same
+    validation figures, so all of them stop at the same step.
+
+    Args:
+      counter: the run's :class:`StepCounter`.
+      checkpoint: the run's :class:`ResumableCheckpoint` (for the message), or None.
+      monitors: epoch-log keys checked at the end of every epoch.
+    """
+
+    def __init__(self, counter, checkpoint=None, monitors=("loss", "val_loss", "val_mae")):
+        super().__init__()
+        self.counter = counter
+        self.checkpoint = checkpoint
+        self.monitors = tuple(monitors)
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._stop(f"the training loss is {float(loss)} at step {self.counter.value}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name in self.monitors:
+            value = (logs or {}).get(name)
+            if value is not None and not math.isfinite(float(value)):
+                self._stop(f"{name} is {float(value)} at the end of epoch {epoch + 1} (step {self.counter.value})")
+
+    def _stop(self, what):
+        last = self.checkpoint.last_good() if self.checkpoint is not None else None
+        kept = (f"the last checkpoint (saved with finite weights) is {last[0]} (step {last[1]}), where a rerun "
+                "resumes" if last else "no checkpoint was saved before, so a rerun starts from step 0")
+        lr = current_learning_rate(self.model.optimizer) if self.model is not None else float("nan")
+        raise TrainingDiverged(
+            f"training diverged: {what} (learning rate {lr:.3g}); stopped without saving the model; {kept}. "
+            "Lower --learning_rate (or add --warmup_steps) before rerunning")
+
+
+# ---------------------------------------------------------------------------
 # Best model and resumable checkpoints
 # ---------------------------------------------------------------------------
 
@@ -358,6 +433,10 @@ class BestModelSaver(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not self.enabled:
             return
+        if not math.isfinite(float(value)):
+            # A NaN compares False with everything: without this check it would replace the best model.
+            logging.warning("%s is %s at epoch %d: best model not saved", self.monitor, value, epoch + 1)
+            return
         if self.best is not None and value >= self.best[self.monitor]:
             return
         self.best = {self.monitor: float(value), "epoch": epoch + 1, "step": self.counter.value}
@@ -367,19 +446,19 @@ class BestModelSaver(keras.callbacks.Callback):
 
 
 def save_model_atomic(model, path):
-    """Saves architecture and weights as ``.keras``, through a temporary file and ``os.replace``.
+    """Saves architecture and weights as ``.keras`` through :func:`keras_colorize.fileio.atomic_path`.
 
-    A fresh copy of the model is saved rather than the training model itself:
+    ``path`` is replaced only by a complete file; if the save fails (a full
+    disk, a killed process) the previous file stays and the temporary file
+    is removed. A fresh copy of the model is saved rather than the training model itself:
     no optimizer state (Adam's two slots per weight would triple the file;
     resuming uses the checkpoints), no training-only settings such as
     synchronized BatchNorm, and the default dtype policy of the loading process.
     """
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    clone.save(tmp)
-    os.replace(tmp, path)
+    with fileio.atomic_path(path, keep_suffix=True) as tmp:
+        clone.save(tmp)
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -396,6 +475,17 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     This plays the role of ``keras.callbacks.BackupAndRestore(save_freq=N)``
     but is atomic, multi-worker safe and keeps the exact step, so the trainer
     can resume in the middle of an epoch.
+
+    Damage: :meth:`restore` tries the ``ckpt-<step>`` files newest first (found
+    by name, so an empty or garbled ``checkpoint`` state file does not hide
+    them) and resumes from the newest that loads with finite weights. Each one
+    skipped gets a log line with the reason; the chief then moves it into
+    ``damaged/<name>-<time>/`` (nothing is deleted) and rewrites the state
+    file. If checkpoints exist but none loads, it raises
+    :class:`CheckpointError` and moves nothing: the cause may be shared by all
+    of them (a changed model), and starting over at step 0 is the user's call.
+    Before every save the weights are checked: a non-finite one raises
+    :class:`TrainingDiverged` instead of overwriting good checkpoints.
 
     Args:
       directory: ``<work_dir>/checkpoints``.
@@ -416,28 +506,100 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.worker_dir = worker_dir
         self._manager = None
         self._last_saved = None
+        self._last_path = None
 
     def attach(self, model):
         """Binds to a compiled model whose optimizer variables exist."""
         self.set_model(model)
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, step=self._step)
-        target = self.directory if self.is_chief else self.worker_dir
-        self._manager = tf.train.CheckpointManager(
-            self._checkpoint, target, max_to_keep=self.keep, checkpoint_name="ckpt")
         return self
 
+    def _make_manager(self):
+        # Made after restore: the manager reads the state file, and fails on an empty one.
+        target = self.directory if self.is_chief else self.worker_dir
+        return tf.train.CheckpointManager(self._checkpoint, target, max_to_keep=self.keep, checkpoint_name="ckpt")
+
+    def last_good(self):
+        """``(path, step)`` of the checkpoint restored or last saved by this run, or None."""
+        return (self._last_path, self._last_saved) if self._last_path else None
+
     def restore(self):
-        """Restores the latest checkpoint of ``directory``; returns its step (0 if none)."""
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest is None:
+        """Restores the newest checkpoint of ``directory`` that loads; returns its step (0 if none).
+
+        Raises:
+          CheckpointError: there are checkpoints, but none of them loads.
+        """
+        candidates = checkpoint_files(self.directory)
+        state_damage = self._state_file_damage() if self.is_chief else None
+        skipped = []
+        for step, prefix in candidates:
+            reason = self._try_restore(prefix)
+            if reason is None:
+                break
+            logging.warning("checkpoint %s skipped: %s", prefix, reason)
+            skipped.append((prefix, reason))
+        else:
+            if candidates:
+                raise CheckpointError(
+                    f"no checkpoint in {self.directory} loads ("
+                    + "; ".join(f"{os.path.basename(p)}: {r}" for p, r in skipped)
+                    + "); nothing was moved. To start this run over from step 0, move or delete that directory "
+                    "(and best.keras, best.json) and rerun; or use another --work_dir")
+            if state_damage and self.is_chief:
+                self._move_aside([os.path.join(self.directory, "checkpoint")], "checkpoint", state_damage)
+            self._manager = self._make_manager()
             return 0
-        self._checkpoint.restore(latest).assert_existing_objects_matched()
-        step = int(self._step.numpy())
-        self.counter.value = step
-        self._last_saved = step
-        logging.info("restored %s (step %d)", latest, step)
-        return step
+        if self.is_chief:
+            for bad, reason in skipped:
+                self._move_aside(glob.glob(glob.escape(bad) + ".*"), os.path.basename(bad), reason)
+            if state_damage:
+                self._move_aside([os.path.join(self.directory, "checkpoint")], "checkpoint", state_damage)
+            if skipped or state_damage:
+                # The state file lists what is left, newest last, so rotation goes on from here.
+                kept = [os.path.basename(p) for s_, p in sorted(candidates) if s_ <= step]
+                tf.compat.v1.train.update_checkpoint_state(self.directory, kept[-1], kept)
+        restored = int(self._step.numpy())
+        self._manager = self._make_manager()
+        self.counter.value = restored
+        self._last_saved, self._last_path = restored, prefix
+        logging.info("restored %s (step %d)", prefix, restored)
+        return restored
+
+    def _try_restore(self, prefix):
+        """None if ``prefix`` restored with finite weights, else the reason (one line)."""
+        try:
+            self._checkpoint.restore(prefix).assert_existing_objects_matched()
+        except Exception as e:  # pylint: disable=broad-except
+            # TF raises OpError subclasses, IndexError, ValueError or AssertionError for the damage seen here.
+            return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        bad = non_finite_variables(self.model.weights)
+        if bad:
+            return f"{len(bad)} weights hold NaN or infinite values (e.g. {bad[0]}): saved after the run diverged"
+        return None
+
+    def _state_file_damage(self):
+        """Why the ``checkpoint`` state file cannot be read, or None (also if there is none)."""
+        path = os.path.join(self.directory, "checkpoint")
+        if not os.path.exists(path):
+            return None
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except Exception as e:  # pylint: disable=broad-except
+            return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+        if state is None or not state.model_checkpoint_path:
+            return "it names no checkpoint (empty or not a CheckpointState)"
+        return None
+
+    def _move_aside(self, paths, name, reason):
+        stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
+        target = os.path.join(self.directory, "damaged", f"{name}-{stamp}")
+        os.makedirs(target, exist_ok=True)
+        for path in paths:
+            if os.path.exists(path):
+                os.replace(path, os.path.join(target, os.path.basename(path)))
+        fileio.atomic_write_text(os.path.join(target, "REASON.txt"), reason + "\n")
+        logging.warning("moved %s aside into %s (%s)", name, target, reason)
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.every_steps:
@@ -453,10 +615,36 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def save(self, step):
         if step == self._last_saved:
             return
+        bad = non_finite_variables(self.model.weights)
+        if bad:
+            last = self.last_good()
+            raise TrainingDiverged(
+                f"training diverged: {len(bad)} weights hold NaN or infinite values at step {step} "
+                f"(e.g. {bad[0]}); stopped without saving; "
+                + (f"the last checkpoint (saved with finite weights) is {last[0]} (step {last[1]})" if last
+                   else "no checkpoint was saved")
+                + ". Lower --learning_rate before rerunning")
+        if self._manager is None:
+            self._manager = self._make_manager()
         self._step.assign(step)
         path = self._manager.save(checkpoint_number=step)
         self._last_saved = step
         if self.is_chief:
+            self._last_path = path
             logging.info("checkpoint %s", path)
         elif self.worker_dir:
             shutil.rmtree(self.worker_dir, ignore_errors=True)
+
+
+class CheckpointError(ValueError):
+    """A work directory's checkpoints exist but none of them can be restored."""
+
+
+def checkpoint_files(directory):
+    """``[(step, prefix)]`` of the ``ckpt-<step>`` checkpoints in ``directory``, newest first."""
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
+        if match:
+            found.append((int(match.group(1)), index[: -len(".index")]))
+    return sorted(found, reverse=True)

@@ -1,30 +1,37 @@
 r"""Colorize photographs at full resolution: ``kc-colorize`` / ``python -m keras_colorize.colorize``.
 
-    python -m keras_colorize.colorize --model=runs/demo/model.keras \
-        --input=scans/ --output=colorized/
+    python -m keras_colorize.colorize --input=scans/ --output=colorized/
+    python -m keras_colorize.colorize --model=runs/demo/model.keras --input=scans/ --output=colorized/
 
-``--input`` is one image or a folder (searched recursively; the output folder
-mirrors its tree). Outputs keep each input's size, format and alpha. Re-running
-the same command resumes: finished outputs are skipped. Exit status 0 when
-every image was colorized, 1 if any failed (each is listed with its reason;
-``colorize_report.json`` in the output folder has the details), 2 for bad
-arguments.
+``--model`` defaults to the bundled ``scenes`` model (research and
+non-commercial use only; see ``keras_colorize.pretrained``). ``--input`` is
+one image or a folder (searched recursively; the output folder mirrors its
+tree). Outputs keep each input's size, format and alpha; a multi-page TIFF
+stays a multi-page TIFF. Re-running the same command resumes: finished
+outputs are skipped.
+
+Exit status: 0 every image was colorized; 1 some images failed (each is
+listed with its reason; ``colorize_report.json`` in the output folder has the
+details); 2 bad arguments or configuration, found before any image is read
+(a missing flag, a model that is missing, not a Keras model or not a
+colorizer, an unwritable output folder, two inputs with the same output
+name), printed as one line ``kc-colorize: error: ...``.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app
 from absl import flags
 
 from keras_colorize import cli
 from keras_colorize import colorize_lib
 from keras_colorize import images
+from keras_colorize import pretrained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, ".keras model file or SavedModel folder.")
+flags.DEFINE_string("model", pretrained.DEFAULT,
+                    f"Model: {pretrained.MODEL_HELP} (.keras file or SavedModel folder).")
 flags.DEFINE_string("input", None, "An image file or a folder of images (recursive).")
 flags.DEFINE_string("output", None, "Output folder (created; must be outside the input folder).")
 flags.DEFINE_integer("batch_size", 4, "Images per network call.")
@@ -40,18 +47,14 @@ def main(argv):
     config = colorize_lib.ColorizeConfig(
         model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
         output_format=FLAGS.output_format, overwrite=FLAGS.overwrite, quality=FLAGS.quality)
-    try:
-        summary = colorize_lib.run(config, progress=FLAGS.progress)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    summary = colorize_lib.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
     print(summary.text())
     return 0 if summary.ok else 1
 
 
 def run():
-    """Console-script entry point (``kc-colorize``)."""
-    app.run(main)
+    """Console-script entry point (``kc-colorize``); exit status 0, 1 or 2 as above."""
+    cli.run(main, "kc-colorize")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,17 @@ written under a temporary name and renamed, so a killed run leaves no
 truncated image and the next run skips what is finished; a file that fails
 is reported with its reason and the run goes on.
 
+Refused before any image is read (``ValueError``, exit 2 in the CLI): a
+model that is missing, not a Keras model, or does not fit the colorizer
+contract (:mod:`keras_colorize.model_contract`); an output folder inside the
+input tree or not writable; two inputs that would be written to the same
+output (``pic.jpg`` and ``pic.png`` with ``output_format="png"``; on an output
+file system that ignores case, also names that differ only in case).
+
+Multi-page TIFFs are colorized page by page into a multi-page TIFF; where the
+output cannot hold every page or frame (a TIFF written as PNG, an animated
+WebP), the first is kept and the summary notes how many were dropped.
+
 Example::
 
     from keras_colorize import colorize_lib
@@ -25,7 +36,9 @@ import time
 
 from tqdm import tqdm
 
+from keras_colorize import fileio
 from keras_colorize import images
+from keras_colorize import pretrained
 
 REPORT_NAME = "colorize_report.json"
 
@@ -35,7 +48,8 @@ class ColorizeConfig:
     """What to colorize and how.
 
     Attributes:
-      model: ``.keras`` file or SavedModel folder.
+      model: a bundled model name (``"scenes"``, :mod:`keras_colorize.pretrained`),
+        a ``.keras`` file or a SavedModel folder.
       input: an image file or a folder (searched recursively).
       output: output folder (created); must not lie inside the input folder.
       batch_size: images per network call.
@@ -60,8 +74,9 @@ class ColorizeConfig:
             raise ValueError(f"output_format must be one of {images.OUTPUT_FORMATS}, got {self.output_format!r}")
         if not 1 <= int(self.quality) <= 100:
             raise ValueError(f"quality must be in [1, 100], got {self.quality!r}")
-        if not self.model or not pathlib.Path(self.model).exists():
-            raise ValueError(f"model {self.model!r} does not exist")
+        if not self.model or not pathlib.Path(pretrained.resolve(self.model)).exists():
+            raise ValueError(f"model {self.model!r} does not exist (bundled model names: "
+                             f"{', '.join(pretrained.NAMES)})")
 
 
 @dataclasses.dataclass
@@ -86,6 +101,7 @@ class Summary:
     skipped: list = dataclasses.field(default_factory=list)
     failed: list = dataclasses.field(default_factory=list)  # (relative path, reason)
     ignored: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)  # (relative path, note): e.g. dropped frames
     seconds: float = 0.0
 
     @property
@@ -98,6 +114,7 @@ class Summary:
                  f"failed {len(self.failed)}, ignored {len(self.ignored)} non-image files "
                  f"in {self.seconds:.1f} s ({rate:.2f} images/s)"]
         lines += [f"  FAILED {path}: {reason}" for path, reason in self.failed]
+        lines += [f"  NOTE {path}: {note}" for path, note in self.notes]
         lines += [f"  ignored (not an image extension) {path}" for path in self.ignored[:20]]
         if len(self.ignored) > 20:
             lines.append(f"  ... and {len(self.ignored) - 20} more ignored files")
@@ -108,12 +125,18 @@ def _is_within(path, folder):
     return path == folder or folder in path.parents
 
 
-def plan(input_path, output_dir, *, output_format="same", overwrite=False):
-    """Lists the work: which files to colorize to where; validates the paths.
+def plan(input_path, output_dir, *, output_format="same", overwrite=False, ignore_case=False):
+    """Lists the work: which files to colorize to where; validates the paths. Writes nothing.
+
+    Args:
+      ignore_case: treat output names that differ only in case as the same
+        file (true for an output folder on a case-insensitive file system;
+        :func:`run` probes it).
 
     Raises:
-      ValueError: missing input, an output folder inside the input folder, or
-        an output that would overwrite an input.
+      ValueError: missing input, an output folder inside the input folder, an
+        output that would overwrite an input, or two inputs with the same
+        output.
     """
     source = pathlib.Path(input_path).expanduser()
     if not source.exists():
@@ -134,6 +157,8 @@ def plan(input_path, output_dir, *, output_format="same", overwrite=False):
     if output.exists() and not output.is_dir():
         raise ValueError(f"output {str(output_dir)!r} exists and is not a folder")
     result = Plan([], [], [])
+    claimed = {}  # output name (case-folded where the file system ignores case) -> relative input
+    collisions = []
     for path in files:
         relative = path.relative_to(root)
         if not images.is_image_path(path):
@@ -142,19 +167,62 @@ def plan(input_path, output_dir, *, output_format="same", overwrite=False):
         destination = images.output_path_for(output / relative, output_format)
         if destination.resolve() == path or (source.is_dir() and _is_within(destination.resolve(), source)):
             raise ValueError(f"output {str(output_dir)!r} would overwrite the input {str(path)!r}")
+        key = str(destination).casefold() if ignore_case else str(destination)
+        if key in claimed:
+            collisions.append((claimed[key], str(relative), destination))
+            continue
+        claimed[key] = str(relative)
         if destination.exists() and not overwrite:
             result.finished.append(str(relative))
         else:
             result.jobs.append(Job(path, destination, str(relative)))
+    if collisions:
+        shown = "; ".join(f"{a!r} and {b!r} -> {str(d)!r}" for a, b, d in collisions[:5])
+        more = f" (and {len(collisions) - 5} more)" if len(collisions) > 5 else ""
+        case = ", case-insensitive output folder" if ignore_case else ""
+        raise ValueError(f"inputs would be written to the same output file{'s' if len(collisions) > 1 else ''}"
+                         f" (output_format={output_format!r}{case})"
+                         f": {shown}{more}; rename one of each pair or colorize them into separate output folders")
     return result
 
 
 def remove_stale_partials(output_dir):
-    """Deletes temporary files a killed run left behind (``.name.XXXX.partial``)."""
-    output = pathlib.Path(output_dir)
-    if output.is_dir():
-        for stale in output.rglob(".*.partial"):
-            stale.unlink(missing_ok=True)
+    """Deletes temporary files a killed run left behind (:func:`keras_colorize.fileio.is_partial`)."""
+    fileio.remove_partials(output_dir)
+
+
+def check_output_writable(output_dir, jobs):
+    """Proves the output folder (created if needed) and each existing destination folder writable.
+
+    Raises:
+      ValueError: naming the folder that cannot be written.
+    """
+    fileio.check_writable_dir(output_dir)
+    for folder in sorted({job.destination.parent for job in jobs}):
+        if folder.is_dir():
+            fileio.check_writable_dir(folder)
+        elif folder.exists():
+            raise ValueError(f"output {str(folder)!r} exists and is not a folder")
+
+
+def _output_format(picture, job, output_format):
+    image_format = picture.format if output_format == "same" else output_format.upper()
+    if image_format not in images.FORMAT_EXTENSIONS:
+        image_format = images.format_for_path(job.destination) or "PNG"
+    return image_format
+
+
+def _pages_note(picture, image_format):
+    """What of a multi-page or animated input the output drops, or None."""
+    extra = picture.frames - 1
+    if extra < 1 or picture.format == "MPO":  # MPO: a camera JPEG's embedded preview, not a page
+        return None
+    if picture.format == "TIFF":
+        if image_format == "TIFF":
+            return None
+        return (f"multi-page TIFF: kept page 1 of {picture.frames}, dropped {extra} ({image_format} holds one "
+                "page; use --output_format=same or tiff to keep every page)")
+    return f"animated {picture.format}: kept frame 1 of {picture.frames}, dropped {extra}"
 
 
 def _read(job):
@@ -214,19 +282,22 @@ def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress
                     summary.failed.append((job.relative, str(picture)))
                     bar.update(1)
                 else:
-                    batch.append((job, picture))
+                    image_format = _output_format(picture, job, output_format)
+                    pages = [picture] + (picture.more_pages if image_format == "TIFF" else [])
+                    batch.append((job, picture, pages, image_format))
             fill()
-            for job, result in _colorize_batch(colorizer, batch):
+            for (job, picture, _, image_format), result in _colorize_batch(colorizer, batch):
                 if isinstance(result, Exception):
                     summary.failed.append((job.relative, f"colorization failed: {type(result).__name__}: {result}"))
                     bar.update(1)
                     continue
-                (rgb, alpha), picture = result
-                image_format = picture.format if output_format == "same" else output_format.upper()
-                if image_format not in images.FORMAT_EXTENSIONS:
-                    image_format = images.format_for_path(job.destination) or "PNG"
+                (rgb, alpha), *more_pages = result
+                note = _pages_note(picture, image_format)
+                if note:
+                    summary.notes.append((job.relative, note))
                 writes.append((job, pool.submit(images.write_image, job.destination, rgb, alpha=alpha,
-                                                image_format=image_format, dpi=picture.dpi, quality=quality)))
+                                                image_format=image_format, dpi=picture.dpi, quality=quality,
+                                                more_pages=more_pages)))
             finish_writes(block=len(writes) > batch_size)
         finish_writes(block=True)
     bar.close()
@@ -235,18 +306,24 @@ def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress
 
 
 def _colorize_batch(colorizer, batch):
-    """Yields ``(job, ((rgb, alpha), picture))`` or ``(job, exception)``; isolates a failing image."""
+    """Yields ``(item, [(rgb, alpha) per page])`` or ``(item, exception)``; isolates a failing image.
+
+    ``batch`` items are ``(job, picture, pages, image_format)``; all pages of
+    all items go through the network together.
+    """
     if not batch:
         return
     try:
-        outputs = colorizer.colorize_pictures([picture for _, picture in batch])
-        for (job, picture), output in zip(batch, outputs):
-            yield job, (output, picture)
+        outputs = colorizer.colorize_pictures([page for _, _, pages, _ in batch for page in pages])
+        start = 0
+        for item in batch:
+            count = len(item[2])
+            yield item, outputs[start:start + count]
+            start += count
         return
     except Exception:  # noqa: BLE001 - retry one by one to find the culprit
         if len(batch) == 1:
-            job, _ = batch[0]
-            yield job, sys.exc_info()[1]
+            yield batch[0], sys.exc_info()[1]
             return
     for item in batch:
         yield from _colorize_batch(colorizer, [item])
@@ -262,22 +339,31 @@ def write_report(output_dir, config, summary):
         "skipped_already_done": summary.skipped,
         "failed": [{"file": path, "reason": reason} for path, reason in summary.failed],
         "ignored_non_images": summary.ignored,
+        "notes": [{"file": path, "note": note} for path, note in summary.notes],
         "seconds": round(summary.seconds, 3),
     }
-    tmp = output / f".{REPORT_NAME}.partial"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, output / REPORT_NAME)
+    fileio.atomic_write_text(output / REPORT_NAME, json.dumps(report, indent=2))
 
 
 def run(config, *, progress=True, colorizer=None):
     """Validates, plans, colorizes, reports. Returns the :class:`Summary`.
 
+    Order: the configuration, the paths and name collisions (nothing written
+    yet), the output folder's writability (it is created here), then the
+    model is loaded and checked against the contract; only then is any image
+    read.
+
     Raises:
-      ValueError: bad configuration (before any work starts).
+      ValueError: bad configuration (before any image is read).
     """
     config.validate()
-    work = plan(config.input, config.output, output_format=config.output_format, overwrite=config.overwrite)
-    remove_stale_partials(config.output)
+    output = pathlib.Path(config.output).expanduser()
+    options = dict(output_format=config.output_format, overwrite=config.overwrite)
+    work = plan(config.input, output, **options)
+    check_output_writable(output, work.jobs)
+    if fileio.is_case_insensitive(output):
+        work = plan(config.input, output, ignore_case=True, **options)
+    remove_stale_partials(output)
     summary = Summary(skipped=list(work.finished), ignored=list(work.ignored))
     if work.jobs:
         if colorizer is None:
@@ -286,7 +372,8 @@ def run(config, *, progress=True, colorizer=None):
             colorizer = Colorizer.from_path(config.model, batch_size=config.batch_size)
         done = colorize_jobs(colorizer, work.jobs, output_format=config.output_format, quality=config.quality,
                              progress=progress)
-        summary.done, summary.failed, summary.seconds = done.done, done.failed, done.seconds
-    if pathlib.Path(config.input).is_dir():
-        write_report(config.output, config, summary)
+        summary.done, summary.failed, summary.notes, summary.seconds = (done.done, done.failed, done.notes,
+                                                                       done.seconds)
+    if pathlib.Path(config.input).expanduser().is_dir():
+        write_report(output, config, summary)
     return summary

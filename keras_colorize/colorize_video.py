@@ -1,75 +1,100 @@
 r"""Colorize a film: ``kc-colorize-video`` / ``python -m keras_colorize.colorize_video``.
 
-    python -m keras_colorize.colorize_video --model=runs/demo/model.keras \
-        --input=film.mp4 --output=film_color.mp4 --smooth
+    python -m keras_colorize.colorize_video --input=film.mp4 --output=film_color.mp4 --smooth
+    python -m keras_colorize.colorize_video --model=runs/demo/model.keras --input=film.mp4 --output=film_color.mp4
 
-Same frame count, size and frame rate as the input; the audio track is carried
-over. ``--smooth`` turns on temporal chroma smoothing (see
+``--model`` defaults to the bundled ``scenes`` model (research and
+non-commercial use only; see ``keras_colorize.pretrained``). Same frame
+count, size and frame rate as the input; the audio track is carried over.
+``--smooth`` turns on temporal chroma smoothing (see
 :mod:`keras_colorize.video`); the flicker figure with and without it is
 printed either way, and the run report is written beside the output as
-``<output>.json``. Exit status 2 for bad arguments or an unreadable input.
+``<output>.json``. The output appears under its name only when complete.
+
+Exit status: 0 success; 1 the input is short or damaged (it decoded to fewer
+frames than its container declares, beyond a tolerance of
+``max(2, 1 %)`` frames, 2 more when the count comes from a duration, or had
+undecodable packets: the frames that decoded
+are written and the summary says what is missing; ``--allow_partial`` accepts
+this with exit 0 and a warning), or writing failed midway (nothing is
+published); 2 bad arguments or input, before any work starts (a bad flag
+value, a missing, empty or unreadable file, a still image, a file without
+video, an output that exists or would overwrite the input or cannot be
+written), as one line ``kc-colorize-video: error: ...``.
 """
 
-import json
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app
 from absl import flags
 
 from keras_colorize import cli
+from keras_colorize import pretrained
+
+COMMAND = "kc-colorize-video"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, ".keras model file or SavedModel folder.")
+flags.DEFINE_string("model", pretrained.DEFAULT, f"Model: {pretrained.MODEL_HELP} (.keras file or SavedModel folder).")
 flags.DEFINE_string("input", None, "Input video file.")
-flags.DEFINE_string("output", None, "Output video file (e.g. .mp4); written atomically.")
+flags.DEFINE_string("output", None, "Output video file (e.g. .mp4; the extension picks the container); "
+                    "written atomically.")
 flags.DEFINE_bool("smooth", False, "Temporal chroma smoothing (motion-aware EMA of a*b*, reset at scene cuts).")
-flags.DEFINE_float("smooth_alpha", 0.25, "Weight of the new frame's a*b* in the moving average.")
-flags.DEFINE_float("cut_threshold", 12.0, "Mean |dL*| above which a frame starts a new scene.")
-flags.DEFINE_integer("batch_size", 8, "Frames per network call.")
-flags.DEFINE_integer("crf", 18, "libx264 quality (lower is better, 18 is visually lossless).")
-flags.DEFINE_integer("max_frames", None, "Stop after this many frames.")
+flags.DEFINE_float("smooth_alpha", 0.25, "Weight of the new frame's a*b* in the moving average, in (0, 1].")
+flags.DEFINE_float("cut_threshold", 12.0, "Mean |dL*| above which a frame starts a new scene (> 0).")
+flags.DEFINE_integer("batch_size", 8, "Frames per network call (>= 1).")
+flags.DEFINE_integer("crf", 18, "libx264 quality, 0-51 (lower is better, 18 is visually lossless).")
+flags.DEFINE_integer("max_frames", None, "Colorize only the first this many frames (>= 1; default all).")
+flags.DEFINE_bool("allow_partial", False, "Accept a short or damaged input (fewer frames than its container "
+                  "declares): exit 0 with a warning instead of exit 1.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+# Config field -> flag, so that an error names the flag the user typed.
+FLAG_NAMES = {"model": "--model", "input": "--input", "output": "--output", "alpha": "--smooth_alpha",
+              "cut_threshold": "--cut_threshold", "batch_size": "--batch_size", "crf": "--crf",
+              "max_frames": "--max_frames"}
+
+
+def config_from_flags():
+    """The :class:`keras_colorize.video.FilmConfig` the flags describe (validated, flags named in errors)."""
+    from keras_colorize import video  # noqa: PLC0415 - after flag parsing, so --help is fast
+
+    config = video.FilmConfig(
+        model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, smooth=FLAGS.smooth,
+        smoothing=video.SmoothingConfig(alpha=FLAGS.smooth_alpha, cut_threshold=FLAGS.cut_threshold),
+        batch_size=FLAGS.batch_size, crf=FLAGS.crf, max_frames=FLAGS.max_frames,
+        allow_partial=FLAGS.allow_partial, overwrite=FLAGS.overwrite)
+    config.validate(FLAG_NAMES)
+    return config
 
 
 def main(argv):
     cli.check_args(argv, required=("model", "input", "output"))
-    from keras_colorize import video  # noqa: PLC0415 - after flag parsing, so --help is fast
-    from keras_colorize.inference import Colorizer  # noqa: PLC0415
+    config = config_from_flags()
+    import av  # noqa: PLC0415
 
-    output = pathlib.Path(FLAGS.output)
+    from keras_colorize import video  # noqa: PLC0415
+
     try:
-        if output.exists() and not FLAGS.overwrite:
-            raise ValueError(f"output {FLAGS.output!r} exists (pass --overwrite to replace it)")
-        smoothing = video.SmoothingConfig(alpha=FLAGS.smooth_alpha, cut_threshold=FLAGS.cut_threshold)
-        smoothing.validate()
-        video._open_input(FLAGS.input).close()  # noqa: SLF001 - fail before loading the model
-        colorizer = Colorizer.from_path(FLAGS.model, batch_size=FLAGS.batch_size)
-        report = video.colorize_video(colorizer, FLAGS.input, output, smooth=FLAGS.smooth, smoothing=smoothing,
-                                      batch_size=FLAGS.batch_size, crf=FLAGS.crf, max_frames=FLAGS.max_frames,
-                                      progress=FLAGS.progress)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    report_path = output.with_name(output.name + ".json")
-    report_path.write_text(json.dumps(report, indent=2))
-    flicker = report["flicker_ab"]
-    print(f"wrote {output}: {report['frames']} frames, {report['size'][0]}x{report['size'][1]}, "
-          f"{report['fps']:.3f} fps, audio {report['audio'] or 'none'}; {report['seconds']:.1f} s "
-          f"({report['frames_per_second']:.1f} frames/s)")
-    print(f"flicker (mean |d a*b*| on static pixels): {flicker['raw']:.3f} without smoothing, "
-          f"{flicker['smoothed']:.3f} with smoothing ({'applied' if FLAGS.smooth else 'not applied'}); "
-          f"{flicker['scene_cuts']} scene cuts")
+        summary = video.run(config, progress=FLAGS.progress)  # ValueError: bad input, cli.run exits 2
+    except (OSError, av.error.FFmpegError) as e:  # e.g. the disk filled up: nothing was published
+        if isinstance(e, ValueError):
+            raise
+        print(f"{COMMAND}: error: writing {config.output!r} failed, nothing was written: "
+              f"{' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    print(summary.text())
+    if not summary.ok:
+        print(f"{COMMAND}: error: {summary.problem()}; pass --allow_partial to accept it", file=sys.stderr)
+        return 1
     return 0
 
 
 def run():
-    """Console-script entry point (``kc-colorize-video``)."""
-    app.run(main)
+    """Console-script entry point (``kc-colorize-video``); exit status 0, 1 or 2 as above."""
+    cli.run(main, COMMAND)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,31 @@ r"""Evaluate models like the paper: ``kc-evaluate`` / ``python -m keras_colorize
 glob of TFRecord shards. Writes ``metrics.json``, ``metrics.md`` (the table,
 one row per model plus the "predict gray" baseline) and ``grid.png``
 (input, each model, ground truth) into ``--output``, and prints the table.
+
+``--model`` is ``NAME=SPEC`` where SPEC is a bundled model name (``scenes``),
+a ``.keras`` file or a SavedModel folder; a bare SPEC is named after itself
+(``--model scenes`` means ``scenes=scenes``).
+
+Exit status: 0 every image was evaluated; 1 some images could not be read
+(listed; the metrics cover the rest); 2 bad arguments or configuration
+(a missing flag, a model that is missing, not a Keras model or not a
+colorizer, no data), printed as one line ``kc-evaluate: error: ...`` before
+any image is read.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app
 from absl import flags
 
 from keras_colorize import cli
 from keras_colorize import evaluate_lib
+from keras_colorize import pretrained
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("model", None, "NAME=PATH of a .keras file or SavedModel folder; repeat for more models.")
+flags.DEFINE_multi_string("model", None, f"NAME=SPEC, SPEC being {pretrained.MODEL_HELP} (.keras file or "
+                          "SavedModel folder); a bare SPEC is named after itself; repeat for more models.")
 flags.DEFINE_string("data", None, "Folder of colour images, or a glob of TFRecord shards.")
 flags.DEFINE_string("output", None, "Folder for metrics.json, metrics.md and grid.png.")
 flags.DEFINE_integer("image_size", None, "Evaluation resolution (default: the largest model input size).")
@@ -38,16 +48,12 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 def main(argv):
     cli.check_args(argv, required=("model", "data", "output"))
-    try:
-        config = evaluate_lib.EvalConfig(
-            models=tuple(evaluate_lib.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
-            output=FLAGS.output, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
-            max_images=FLAGS.max_images, grid_rows=FLAGS.grid_rows, grid_images=tuple(FLAGS.grid_images),
-            seed=FLAGS.seed, labels_csv=FLAGS.labels_csv, label_column=FLAGS.label_column)
-        result = evaluate_lib.run(config, progress=FLAGS.progress)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    config = evaluate_lib.EvalConfig(
+        models=tuple(evaluate_lib.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
+        output=FLAGS.output, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
+        max_images=FLAGS.max_images, grid_rows=FLAGS.grid_rows, grid_images=tuple(FLAGS.grid_images),
+        seed=FLAGS.seed, labels_csv=FLAGS.labels_csv, label_column=FLAGS.label_column)
+    result = evaluate_lib.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
     print(evaluate_lib.markdown_table(result, config.models))
     for failure in result["failed"]:
         print(f"  FAILED {failure['file']}: {failure['reason']}")
@@ -56,8 +62,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point (``kc-evaluate``)."""
-    app.run(main)
+    """Console-script entry point (``kc-evaluate``); exit status 0, 1 or 2 as above."""
+    cli.run(main, "kc-evaluate")
 
 
 if __name__ == "__main__":

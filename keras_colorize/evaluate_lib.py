@@ -41,6 +41,7 @@ from keras_colorize import color
 from keras_colorize import fileio
 from keras_colorize import images
 from keras_colorize import metrics
+from keras_colorize import pretrained
 from keras_colorize.data import features
 from keras_colorize.data import preprocess
 
@@ -54,7 +55,8 @@ class EvalConfig:
     """What to evaluate.
 
     Attributes:
-      models: ``((display name, path), ...)``: ``.keras`` files or SavedModel folders.
+      models: ``((display name, spec), ...)``: bundled model names (``"scenes"``),
+        ``.keras`` files or SavedModel folders.
       data: a folder of colour images (searched recursively; the first folder
         level is the class label when images sit in sub-folders), or a glob
         of TFRecord shards (a folder of ``*.tfrecord*`` shards also works).
@@ -90,8 +92,9 @@ class EvalConfig:
         if len(set(names)) != len(names) or GRAY_BASELINE in names or any(not n for n in names):
             raise ValueError(f"model names must be unique, non-empty and not {GRAY_BASELINE!r}, got {names}")
         for name, path in self.models:
-            if not pathlib.Path(path).exists():
-                raise ValueError(f"model {name}={path!r} does not exist")
+            if not pathlib.Path(pretrained.resolve(path)).exists():
+                raise ValueError(f"model {name}={path!r} does not exist (bundled model names: "
+                                 f"{', '.join(pretrained.NAMES)})")
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):
             raise ValueError(f"image_size must be an int >= 8 or None, got {self.image_size!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -105,14 +108,19 @@ class EvalConfig:
 
 
 def parse_model_spec(spec):
-    """``"NAME=PATH"`` -> ``(NAME, PATH)``; a bare path is named after its file."""
+    """``"NAME=SPEC"`` -> ``(NAME, SPEC)``; a bare path is named after its file, a bare bundled name after itself.
+
+    SPEC is a bundled model name (``"scenes"``), a ``.keras`` file or a SavedModel folder.
+    """
+    if pretrained.is_name(spec):
+        return spec, spec
     if "=" in spec:
         name, path = spec.split("=", 1)
     else:
         path = spec
         name = pathlib.Path(spec.rstrip("/")).stem
     if not name or not path:
-        raise ValueError(f"model must be NAME=PATH, got {spec!r}")
+        raise ValueError(f"model must be NAME=SPEC, got {spec!r}")
     return name, path
 
 
@@ -405,10 +413,18 @@ def comparison_grid(grid_rows, model_names, cell=192):
 
 
 def run(config, *, progress=True):
-    """Loads the models, evaluates, writes metrics.json / metrics.md / grid.png. Returns the result dict."""
+    """Loads the models, evaluates, writes metrics.json / metrics.md / grid.png. Returns the result dict.
+
+    The configuration, the data, the output folder's writability (created
+    here) and every model's contract are checked before any image is read.
+
+    Raises:
+      ValueError: bad configuration.
+    """
     config.validate()
     if not pathlib.Path(config.data).exists() and not tf.io.gfile.glob(config.data):
         raise ValueError(f"data {config.data!r} matches no files")
+    fileio.check_writable_dir(config.output)
     from keras_colorize.inference import Colorizer  # noqa: PLC0415
 
     colorizers = {name: Colorizer.from_path(path, batch_size=config.batch_size) for name, path in config.models}

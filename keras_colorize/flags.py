@@ -48,7 +48,9 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "model_preset", _default("model_preset"), list(train_lib.MODEL_PRESETS),
     "Architecture preset (keras_colorize.models.get_preset): 'paper' = 256 px, 137 classes, "
-    "full width; 'tiny' = 64 px, 4 classes, width 0.25. The flags below override its fields.")
+    "full width; 'tiny' = 64 px, 4 classes, width 0.25; 'zhang2016' = Zhang et al. 2016 (a*b* bins, "
+    "rebalanced loss, no class head); 'iizuka2016' = Iizuka et al. 2016 (global features, fusion, class "
+    "loss weight 1/300). The flags below override its fields.")
 flags.DEFINE_integer(
     "image_size", _default("image_size"),
     "Training crop side in pixels, a multiple of 32. Default: the preset's.")
@@ -62,7 +64,8 @@ flags.DEFINE_float(
 flags.DEFINE_bool(
     "fusion", _default("fusion"),
     "Global branch, class head and fusion layer (the paper's model). --nofusion is 'P2 w/o Fusion "
-    "layer': a*b* MSE only.")
+    "layer': a*b* loss only (for iizuka2016: 'w/o global features'). Default: the preset's (False for "
+    "zhang2016, which has no class head; True otherwise).")
 flags.DEFINE_string(
     "encoder_weights", _default("encoder_weights"),
     "ImageNet ResNet34 encoder weights (the .weights.h5 written by "
@@ -71,11 +74,20 @@ flags.DEFINE_string(
 # --- Loss and optimizer -----------------------------------------------------
 flags.DEFINE_float(
     "class_loss_weight", _default("class_loss_weight"),
-    "lambda in loss = MSE(ab) + lambda * CE(class): 1 for P1, P2, P4; 0.01 for P3 (class loss / 100).")
+    "lambda in loss = MSE(ab) + lambda * CE(class): 1 for P1, P2, P4; 0.01 for P3 (class loss / 100). "
+    "Default: the preset's (1; iizuka2016: 1/300, the paper's alpha).")
 flags.DEFINE_enum(
-    "ab_loss", _default("ab_loss"), ["mse", "l1", "huber"],
+    "ab_loss", _default("ab_loss"), ["mse", "l1", "huber", "rebalanced_ce"],
     "a*b* loss: 'mse' (the paper's), 'l1' (mean absolute error: aims at the paper's MAE metric and is less "
-    "grayish than MSE's conditional mean) or 'huber'.")
+    "grayish than MSE's conditional mean), 'huber', or 'rebalanced_ce' (Zhang et al. 2016: the model predicts "
+    "a distribution over a*b* bins, trained with the class-rebalanced soft-encoded cross-entropy, decoded by "
+    "the annealed mean; the U-Net presets get a bins head). Default: the preset's (rebalanced_ce for "
+    "zhang2016, mse otherwise).")
+flags.DEFINE_string(
+    "ab_prior", _default("ab_prior"),
+    "With --ab_loss=rebalanced_ce: the a*b* prior of the training data, a .npy written by "
+    "`python -m keras_colorize.tools.ab_prior --train_data=GLOB --output=prior.npy`; stored in the model's "
+    "config. Empty: uniform prior (no rebalancing).")
 flags.DEFINE_enum(
     "optimizer", _default("optimizer"), list(train_lib.OPTIMIZERS),
     "Optimizer (paper: adadelta for P1, adam otherwise).")

@@ -7,6 +7,11 @@ converted with LittleCMS, then dropped), gray kept as one channel, alpha kept
 aside untouched. :func:`write_image` writes the result atomically (temporary
 name, then ``os.replace``) in the input's format unless told otherwise.
 
+Multi-page TIFF: every page is decoded (``Picture.more_pages``) and
+:func:`write_image` writes them back as one multi-page TIFF. Animated WebP
+and PNG keep only their first frame; ``Picture.frames`` counts what the file
+had, so callers can say what was dropped.
+
 Bit depth: 16-bit gray (PNG/TIFF ``I;16``) and 16-bit RGB(A) PNG are read at
 full precision (the latter through ``tf.io.decode_png``, as Pillow reduces
 48-bit colour to 8 bits); a 16-bit PNG is written back as 16-bit RGB(A) PNG.
@@ -65,12 +70,19 @@ class Picture:
       format: Pillow format name of the source ("JPEG", "PNG", ...), or None
         for in-memory images.
       dpi: the source's resolution metadata, kept on output (or None).
+      frames: pages (multi-page TIFF) or frames (animated WebP, APNG, MPO)
+        in the source file; 1 for ordinary images.
+      more_pages: the decoded pages after the first of a multi-page TIFF
+        (:class:`Picture` objects), else empty. Other formats' extra frames
+        are not decoded (``frames`` still counts them).
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
     format: str | None = None
     dpi: tuple | None = None
+    frames: int = 1
+    more_pages: list = dataclasses.field(default_factory=list)
 
     @property
     def height(self):
@@ -139,7 +151,27 @@ def read_image(source):
     picture.format = image.format
     dpi = image.info.get("dpi")
     picture.dpi = tuple(float(d) for d in dpi) if dpi else None
+    picture.frames = int(getattr(image, "n_frames", 1) or 1)
+    if picture.frames > 1 and image.format == "TIFF":
+        picture.more_pages = _tiff_pages(image, name)
     return picture
+
+
+def _tiff_pages(image, name):
+    """Pages 2..N of a multi-page TIFF as :class:`Picture` objects (archives keep scans that way)."""
+    pages = []
+    for index in range(1, image.n_frames):
+        try:
+            image.seek(index)
+            image.load()
+            page = from_pil(image.copy())
+        except Exception as e:  # noqa: BLE001 - a bad page is a bad file
+            raise ImageReadError(f"{name}: cannot decode page {index + 1} of {image.n_frames} "
+                                 f"({type(e).__name__}: {e})") from e
+        page.format = "TIFF"
+        pages.append(page)
+    image.seek(0)
+    return pages
 
 
 def from_pil(image):
@@ -267,7 +299,7 @@ def output_path_for(path, output_format="same"):
     return path.with_suffix(FORMAT_EXTENSIONS[fmt][0])
 
 
-def write_image(path, rgb, *, alpha=None, image_format=None, dpi=None, quality=95):
+def write_image(path, rgb, *, alpha=None, image_format=None, dpi=None, quality=95, more_pages=()):
     """Writes an sRGB image atomically (temporary file in the same folder, then rename).
 
     Args:
@@ -277,6 +309,8 @@ def write_image(path, rgb, *, alpha=None, image_format=None, dpi=None, quality=9
       image_format: Pillow format name; default from ``path``'s extension.
       dpi: resolution metadata to keep, or None.
       quality: JPEG / WebP quality.
+      more_pages: ``[(rgb, alpha), ...]`` pages after the first: TIFF only
+        (written as one multi-page TIFF, 8 bits per channel).
     """
     path = pathlib.Path(path)
     image_format = (image_format or format_for_path(path) or "").upper()
@@ -285,27 +319,36 @@ def write_image(path, rgb, *, alpha=None, image_format=None, dpi=None, quality=9
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"rgb must be (H, W, 3) uint8 or uint16, got shape {rgb.shape} dtype {rgb.dtype}")
+    if more_pages and image_format != "TIFF":
+        raise ValueError(f"more_pages: only TIFF holds several pages, got image_format {image_format!r} for {path}")
     if image_format == "JPEG":
         alpha = None
-    encoded = _encode(rgb, alpha, image_format, dpi, quality)
+    encoded = _encode(rgb, alpha, image_format, dpi, quality, more_pages)
     fileio.atomic_write_bytes(path, encoded)
 
 
-def _encode(rgb, alpha, image_format, dpi, quality):
-    if rgb.dtype == np.uint16 and image_format == "PNG":
-        import tensorflow as tf  # noqa: PLC0415
-
-        array = rgb if alpha is None else np.concatenate([rgb, alpha.astype(np.uint16)[..., None]], axis=-1)
-        return tf.io.encode_png(array).numpy()
+def _to_pil(rgb, alpha):
     if rgb.dtype == np.uint16:
         rgb = to_uint8(rgb)
         alpha = None if alpha is None else to_uint8(alpha)
     elif alpha is not None and alpha.dtype != np.uint8:
         alpha = to_uint8(alpha)
-    image = Image.fromarray(rgb, "RGB")
+    image = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if alpha is not None:
-        image.putalpha(Image.fromarray(alpha, "L"))
+        image.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
+    return image
+
+
+def _encode(rgb, alpha, image_format, dpi, quality, more_pages=()):
+    if rgb.dtype == np.uint16 and image_format == "PNG":
+        import tensorflow as tf  # noqa: PLC0415
+
+        array = rgb if alpha is None else np.concatenate([rgb, alpha.astype(np.uint16)[..., None]], axis=-1)
+        return tf.io.encode_png(array).numpy()
+    image = _to_pil(rgb, alpha)
     options = {}
+    if more_pages:
+        options.update(save_all=True, append_images=[_to_pil(np.asarray(r), a) for r, a in more_pages])
     if dpi:
         options["dpi"] = dpi
     if image_format == "JPEG":

@@ -29,6 +29,7 @@ Example::
 
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +37,8 @@ from PIL import Image
 
 from keras_colorize import color
 from keras_colorize import images
+from keras_colorize import model_contract
+from keras_colorize import pretrained
 
 # Pixels per full-resolution kernel call. Fixed sizes keep XLA from recompiling
 # for every image size: the largest chunk that fits goes first; the tail is
@@ -236,16 +239,17 @@ def merge(l_full, ab_small, out_dtype=np.uint8):
 
 class _KerasPredictor:
     def __init__(self, model):
-        shape = model.inputs[0].shape
-        if len(shape) != 4 or shape[-1] != 1 or shape[1] is None or shape[1] != shape[2]:
-            raise ValueError(f"model must take a square (S, S, 1) L input, got input shape {shape}")
-        self.image_size = int(shape[1])
+        contract = check_model_contract(model)
+        self.image_size = contract.image_size
         self.model = model
+        ab_key = contract.ab_key
 
         @tf.function(input_signature=[tf.TensorSpec([None, self.image_size, self.image_size, 1], tf.float32)])
         def predict(l_input):
             outputs = model(l_input, training=False)
-            return outputs["ab"] if isinstance(outputs, dict) else outputs
+            if isinstance(outputs, dict):
+                return outputs[ab_key]
+            return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
         self._predict = predict
         self.batch_dim = None
@@ -255,26 +259,28 @@ class _KerasPredictor:
 
 
 class _SavedModelPredictor:
-    """Calls the SavedModel signature that takes a float (B, S, S, 1) L tensor."""
+    """Calls the first SavedModel signature that fits the model contract (float (B, S, S, 1) L in, ab out)."""
 
     def __init__(self, path):
         self._loaded = tf.saved_model.load(str(path))
         names = sorted(self._loaded.signatures, key=lambda k: (k != "serving_default", k))
+        reasons = []
         for key in names:
             fn = self._loaded.signatures[key]
-            specs = fn.structured_input_signature[1]
-            floats = {k: s for k, s in specs.items() if s.dtype.is_floating and s.shape.rank == 4 and s.shape[-1] == 1}
-            if len(specs) == 1 and len(floats) == 1:
-                (self._arg, spec), = floats.items()
-                if spec.shape[1] is None or spec.shape[1] != spec.shape[2]:
-                    continue
-                self._fn, self.signature = fn, key
-                self.image_size = int(spec.shape[1])
-                self.batch_dim = spec.shape[0]
-                self._dtype = spec.dtype
-                return
-        raise ValueError(f"model path {str(path)!r}: SavedModel has no signature taking one float (B, S, S, 1) "
-                         f"L tensor; signatures: {list(self._loaded.signatures)}")
+            try:
+                contract = model_contract.check_signature(fn)
+            except ValueError as e:
+                reasons.append(f"{key}: {e}")
+                continue
+            (self._arg, spec), = fn.structured_input_signature[1].items()
+            self._fn, self.signature, self._ab_key = fn, key, contract.ab_key
+            self.image_size = contract.image_size
+            self.batch_dim = contract.batch_size
+            self._dtype = spec.dtype
+            return
+        raise ValueError(f"model path {str(path)!r}: no SavedModel signature fits the colorizer contract "
+                         f"(one float (batch, S, S, 1) L input, S a multiple of {model_contract.STRIDE}, "
+                         f"an 'ab' (batch, S, S, 2) output): " + ("; ".join(reasons) or "it has no signatures"))
 
     def __call__(self, l_input):
         if self.batch_dim is not None and l_input.shape[0] != self.batch_dim:
@@ -290,43 +296,100 @@ class _SavedModelPredictor:
 
     def _call(self, l_input):
         outputs = self._fn(**{self._arg: tf.constant(l_input, self._dtype)})
-        if "ab" in outputs:
-            return outputs["ab"].numpy().astype(np.float32)
-        two = [v for v in outputs.values() if v.shape.rank == 4 and v.shape[-1] == 2]
-        if len(two) != 1:
-            raise ValueError(f"SavedModel signature {self.signature!r} has no 'ab' output; outputs: {list(outputs)}")
-        return two[0].numpy().astype(np.float32)
+        return outputs[self._ab_key].numpy().astype(np.float32)
+
+
+def check_model_contract(model):
+    """Checks a ``keras.Model`` against the colorizer contract; see :mod:`keras_colorize.model_contract`.
+
+    Returns the :class:`keras_colorize.model_contract.Contract` (``image_size``,
+    ``ab_key``, ``num_classes``); raises ``ValueError`` saying what does not fit.
+    """
+    return model_contract.check_model_contract(model)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _load_keras_file(path):
+    """A ``keras.Model`` from a ``.keras`` / ``.h5`` file; ValueError for a file that is not one."""
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        raise ValueError(f"model path {str(path)!r}: not a valid Keras model file "
+                         f"({'empty file, 0 bytes' if size == 0 else f'{size} bytes, not a zip archive'})")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.suffix == ".h5" and head != b"\x89HDF\r\n\x1a\n":
+        raise ValueError(f"model path {str(path)!r}: not a valid Keras model file (not an HDF5 file)")
+    import keras  # noqa: PLC0415
+
+    import keras_colorize.models  # noqa: F401,PLC0415 - registers the custom layers
+
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"model path {str(path)!r}: not a valid Keras model file "
+                         f"({type(e).__name__}: {_one_line(e)[:300]})") from e
+
+
+def load_keras_model(spec):
+    """A contract-checked ``keras.Model`` from a bundled name or a ``.keras`` / ``.h5`` path (for the exporters).
+
+    Same checks and messages as :func:`load_predictor`: a missing path, a
+    name that is not installed, a file that is not a Keras model ("not a
+    valid Keras model file (...)"), a model that does not fit the contract.
+    """
+    path = pathlib.Path(pretrained.resolve(os.fspath(spec)))
+    if not path.is_file():
+        raise ValueError(f"model path {os.fspath(spec)!r} does not exist or is not a file")
+    if path.suffix not in (".keras", ".h5"):
+        raise ValueError(f"model path {str(path)!r} must be a .keras file")
+    model = _load_keras_file(path)
+    try:
+        check_model_contract(model)
+    except ValueError as e:
+        raise ValueError(f"model path {str(path)!r}: {e}") from e
+    return model
 
 
 def load_predictor(model):
     """A callable ``(B, S, S, 1) L/100 -> (B, S, S, 2) ab target`` with ``.image_size``.
 
+    The model is checked against the colorizer contract
+    (:mod:`keras_colorize.model_contract`) here, before any image is read.
+
     Args:
-      model: a ``keras.Model`` (e.g. from ``build_colorizer``), a path to a
-        ``.keras`` file, or a path to a SavedModel directory.
+      model: a ``keras.Model`` (e.g. from ``build_colorizer``), a bundled
+        model name (:data:`keras_colorize.pretrained.NAMES`, e.g.
+        ``"scenes"``), a path to a ``.keras`` file, or a path to a SavedModel
+        directory.
+
+    Raises:
+      ValueError: a missing path, a name that is not installed, a file that is
+        not a Keras model, a folder that is not a SavedModel, or a model that
+        does not fit the contract.
     """
     if isinstance(model, (str, os.PathLike)):
-        path = pathlib.Path(model)
+        spec = os.fspath(model)
+        path = pathlib.Path(pretrained.resolve(spec))
         if not path.exists():
-            raise ValueError(f"model path {str(path)!r} does not exist")
+            raise ValueError(f"model path {spec!r} does not exist (bundled model names: "
+                             f"{', '.join(pretrained.NAMES)})")
         if path.is_dir():
             if not (path / "saved_model.pb").exists():
                 raise ValueError(f"model path {str(path)!r} is a folder without saved_model.pb (not a SavedModel)")
             return _SavedModelPredictor(path)
         if path.suffix not in (".keras", ".h5"):
             raise ValueError(f"model path {str(path)!r} must be a .keras file or a SavedModel folder")
-        import keras  # noqa: PLC0415
-
-        import keras_colorize.models  # noqa: F401,PLC0415 - registers the custom layers
-
+        loaded = _load_keras_file(path)
         try:
-            loaded = keras.saving.load_model(str(path), compile=False)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"model path {str(path)!r} cannot be loaded as a Keras model: {e}") from e
-        return _KerasPredictor(loaded)
+            return _KerasPredictor(loaded)
+        except ValueError as e:
+            raise ValueError(f"model path {str(path)!r}: {e}") from e
     if hasattr(model, "inputs") and callable(model):
         return _KerasPredictor(model)
-    raise ValueError(f"model must be a keras.Model or a path, got {type(model).__name__}")
+    raise ValueError(f"model must be a keras.Model, a bundled model name or a path, got {type(model).__name__}")
 
 
 # ----------------------------------------------------------------------------
@@ -338,8 +401,9 @@ class Colorizer:
     """Full-resolution colorization of photographs with a trained model.
 
     Args:
-      model: a ``keras.Model`` (``build_colorizer(...)``), a ``.keras`` path or
-        a SavedModel folder (see :func:`load_predictor`).
+      model: a ``keras.Model`` (``build_colorizer(...)``), a bundled model
+        name (``"scenes"``, see :mod:`keras_colorize.pretrained`), a
+        ``.keras`` path or a SavedModel folder (see :func:`load_predictor`).
       batch_size: images per network call in :meth:`colorize_batch`.
 
     Gray, RGB (re-colorized from its own L*), RGBA (alpha kept), 8- and 16-bit
@@ -360,7 +424,7 @@ class Colorizer:
 
     @classmethod
     def from_path(cls, path, **kwargs):
-        """Loads a ``.keras`` file or a SavedModel folder."""
+        """Loads a bundled model by name (``"scenes"``), a ``.keras`` file or a SavedModel folder."""
         return cls(path, **kwargs)
 
     # -- low level, shared with evaluation and film --------------------------

@@ -3,7 +3,12 @@ r"""Trains the colorizer: ``python -m keras_colorize.train --flagfile=experiment
 Thin binary: parses the flags of :mod:`keras_colorize.flags` into a
 :class:`keras_colorize.train_lib.TrainConfig` and calls
 :func:`keras_colorize.train_lib.train`. Rerunning the same command resumes
-from the work directory's last checkpoint. Examples::
+from the work directory's last checkpoint that loads.
+
+Exit status: 0 done; 1 the run failed (it diverged: NaN or infinite loss,
+nothing saved after that; or an unexpected error, with its traceback); 2 bad
+flags, data or work directory (including one in use by another run), found
+before training. Examples::
 
     python -m keras_colorize.train --flagfile=experiments/demo.flags   # CPU demo, ~5 min
     python -m keras_colorize.train --flagfile=experiments/p3.flags \
@@ -17,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=wrong-import-position
 
+from keras_colorize import callbacks  # pylint: disable=wrong-import-position
 from keras_colorize import flags as kc_flags  # pylint: disable=wrong-import-position
 from keras_colorize import train_lib  # pylint: disable=wrong-import-position
 
@@ -31,6 +37,10 @@ def main(argv):
         # Bad flags, data or work directory, found before training: the message names the problem.
         print(f"keras_colorize.train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except callbacks.TrainingDiverged as e:
+        # The run failed: NaN/Inf loss or weights. Nothing broken was saved; the message names the step.
+        print(f"keras_colorize.train: error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 def run():

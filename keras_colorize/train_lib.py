@@ -44,11 +44,21 @@ from keras_colorize import callbacks as cb
 from keras_colorize import fileio
 from keras_colorize import models
 from keras_colorize import perf
+from keras_colorize import run_lock
 from keras_colorize.data import demo
 from keras_colorize.data import features
 from keras_colorize.data import pipeline
+from keras_colorize.models import ab_bins
 
-MODEL_PRESETS = ("paper", "tiny")
+MODEL_PRESETS = ("paper", "tiny", "zhang2016", "iizuka2016")
+#: Loss defaults of each preset (fields left None take them); the U-Net presets take the first.
+_LOSS_DEFAULTS = {"paper": {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0},
+                  # Zhang et al.: a*b* bins, no class head.
+                  "zhang2016": {"fusion": False, "ab_loss": "rebalanced_ce", "class_loss_weight": 0.0},
+                  # Iizuka et al.: MSE + alpha * CE(class), alpha = 1/300.
+                  "iizuka2016": {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0 / 300}}
+#: Presets whose model has the ResNet34 encoder (--encoder_weights).
+_UNET_PRESETS = ("paper", "tiny")
 OPTIMIZERS = ("adam", "adamw", "adadelta", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -95,11 +105,12 @@ class TrainConfig:
     image_size: Optional[int] = None
     num_classes: Optional[int] = None
     width: Optional[float] = None
-    fusion: bool = True
+    fusion: Optional[bool] = None
     encoder_weights: str = ""
     # Loss and optimization
-    class_loss_weight: float = 1.0
-    ab_loss: str = "mse"
+    class_loss_weight: Optional[float] = None
+    ab_loss: Optional[str] = None
+    ab_prior: str = ""
     optimizer: str = "adam"
     learning_rate: float = 0.01
     lr_schedule: str = "constant"
@@ -138,6 +149,9 @@ class TrainConfig:
                 f"train_data={self.train_data!r}, val_data={self.val_data!r}: both are required "
                 "unless demo_data_dir is set")
         choice("model_preset", MODEL_PRESETS)
+        for name, value in _LOSS_DEFAULTS.get(self.model_preset, _LOSS_DEFAULTS["paper"]).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         choice("optimizer", OPTIMIZERS)
         choice("ab_loss", models.AB_LOSSES)
         choice("lr_schedule", LR_SCHEDULES)
@@ -158,21 +172,48 @@ class TrainConfig:
             fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
         if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):
             fail("encoder_weights", "expected a .weights.h5 file written by keras_colorize.tools.port_resnet34")
+        self._check_model_options(fail)
         # Resolve the preset now: the config then holds the architecture that is trained.
         preset = models.get_preset(self.model_preset)
         for name in ("image_size", "num_classes", "width"):
             if getattr(self, name) is None:
-                object.__setattr__(self, name, getattr(preset, name))
+                object.__setattr__(self, name, getattr(preset, name, None))  # zhang2016: no num_classes
         if not (isinstance(self.image_size, int) and self.image_size >= 32 and self.image_size % 32 == 0):
             fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
         try:
             self.model_config()
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    def model_config(self):
-        """The :class:`keras_colorize.models.ModelConfig` this run trains."""
-        return models.get_preset(self.model_preset, image_size=self.image_size, num_classes=self.num_classes,
-                          width=float(self.width), fusion=self.fusion)
+    def _check_model_options(self, fail):
+        """Preset, head and loss fit together (zhang2016: bins, no class head; bins head: U-Net or zhang2016)."""
+        bins = self.ab_loss == models.BINS_LOSS
+        if self.model_preset == "zhang2016":
+            if self.fusion:
+                fail("fusion", "the zhang2016 preset has no class head; leave --fusion unset (or --nofusion)")
+            if not bins:
+                fail("ab_loss", f"the zhang2016 preset predicts a*b* bins and trains with {models.BINS_LOSS} only")
+        elif bins and self.model_preset not in _UNET_PRESETS:
+            fail("ab_loss", f"{models.BINS_LOSS} needs a bins head: presets {', '.join(_UNET_PRESETS)} or zhang2016")
+        if self.ab_prior and not bins:
+            fail("ab_prior", f"the a*b* prior is only used with --ab_loss={models.BINS_LOSS}")
+        if self.ab_prior and not self.ab_prior.endswith(".npy"):
+            fail("ab_prior", "expected a .npy file written by `python -m keras_colorize.tools.ab_prior`")
+        if self.encoder_weights and self.model_preset not in _UNET_PRESETS:
+            fail("encoder_weights", f"only the presets {', '.join(_UNET_PRESETS)} have the ResNet34 encoder")
+
+    def model_config(self, prior=None):
+        """The model config this run trains (``prior``: the a*b* prior of a bins head, None = uniform)."""
+        preset = models.get_preset(self.model_preset)
+        fields = {"image_size": self.image_size, "width": float(self.width)}
+        for name in ("num_classes", "fusion"):
+            if hasattr(preset, name):
+                fields[name] = getattr(self, name)
+        config = models.get_preset(self.model_preset, **fields)
+        if self.ab_loss != models.BINS_LOSS:
+            return config
+        if isinstance(config, models.ModelConfig):
+            return models.UNetBinsConfig.from_unet(config, prior=prior)
+        return dataclasses.replace(config, prior=prior)
     def to_dict(self):
         return dataclasses.asdict(self)
     def to_flags(self):
@@ -367,14 +408,24 @@ def resolve_data(config):
 def check_work_dir(config):
     """Raises :class:`ConfigError` if ``config.work_dir`` holds an incompatible run; returns whether it holds one."""
     config_path = os.path.join(config.work_dir, "config.json")
-    if not os.path.isdir(config.work_dir) or not os.listdir(config.work_dir):
+    if os.path.exists(config.work_dir) and not os.path.isdir(config.work_dir):
+        raise ConfigError(f"work_dir={config.work_dir!r} is a file, not a directory; use a new or empty directory")
+    # The lock file alone (a run killed right after taking it) does not make a directory a run's.
+    if not os.path.isdir(config.work_dir) or not set(os.listdir(config.work_dir)) - {run_lock.LOCK_NAME}:
         return False
     if not os.path.exists(config_path):
         raise ConfigError(
             f"work_dir={config.work_dir!r} exists and is not empty, but holds no config.json of a keras_colorize "
             "training run; use a new or empty directory")
-    with open(config_path) as f:
-        previous = json.load(f)
+    try:
+        with open(config_path) as f:
+            previous = json.load(f)
+        if not isinstance(previous, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"work_dir={config.work_dir!r}: its config.json cannot be read ({e}); repair it (flags.txt beside it "
+            "holds the same settings) or use another --work_dir") from None
     current = config.to_dict()
     changed = [f"{name}={previous.get(name)!r} there, {current[name]!r} now"
                for name in RESUME_FIELDS if previous.get(name) != current[name]]
@@ -441,15 +492,26 @@ def make_optimizer(config, total_steps):
 
 def build_and_compile(config, strategy, total_steps):
     """The compiled colorizer, with optimizer variables built (so checkpoints restore)."""
-    model_config = config.model_config()
+    prior = None
+    if config.ab_prior:
+        try:
+            prior = ab_bins.load_prior(config.ab_prior)
+        except ValueError as e:
+            raise ConfigError(f"ab_prior={config.ab_prior!r}: {e}") from None
+    elif config.ab_loss == models.BINS_LOSS:
+        logging.warning("--ab_prior is not set: uniform a*b* prior, so the bins loss is not rebalanced")
+    model_config = config.model_config(prior=prior)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             model = models.build_colorizer(model_config)
+            logging.info("%s: %s trainable parameters per block", model.name, models.parameter_counts(model))
             if config.encoder_weights:
-                models.load_encoder_weights(model, config.encoder_weights)
+                models.load_encoder_weights(
+                    model if isinstance(model, models.ColorizerModel) else model.get_layer("encoder"),
+                    config.encoder_weights)
                 logging.info("encoder initialized from %s", config.encoder_weights)
             if strategy.num_replicas_in_sync > 1:
                 _synchronize_batch_norm(model)
@@ -532,6 +594,8 @@ def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
                              log_dir=os.path.join(log_dir, "train") if chief else None),
         cb.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
                            log_dir=os.path.join(log_dir, "validation") if chief else None),
+        # Before the savers: a non-finite loss or validation figure ends fit before they see the model.
+        cb.DivergenceGuard(counter, checkpoint),
         cb.BestModelSaver(os.path.join(config.work_dir, "best.keras"), counter, monitor="val_mae", enabled=chief),
         checkpoint,
         cb.EpochConsoleLogger(config.epochs),
@@ -540,6 +604,24 @@ def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
         callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False,
                                                      profile_batch=0))
     return callbacks, checkpoint, evaluator
+
+
+def _resume_learning_rate(model, config):
+    """Gives a constant learning rate the flag's value after a restore.
+
+    The checkpoint restores the optimizer's learning-rate variable too, so a
+    rerun with a changed ``--learning_rate`` (which check_work_dir announces)
+    would silently keep the old one. Schedules are not in the checkpoint: the
+    one built from the flags already applies.
+    """
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    variable = getattr(optimizer, "_learning_rate", None)
+    if not isinstance(variable, keras.Variable):
+        return
+    restored = float(keras.ops.convert_to_numpy(variable))
+    if abs(restored - config.learning_rate) > 1e-6 * config.learning_rate:  # float32 vs the flag's float
+        logging.info("learning rate %g from the flags replaces the checkpoint's %g", config.learning_rate, restored)
+        variable.assign(config.learning_rate)
 
 
 def _fit_phases(start_step, steps_per_epoch, epochs):
@@ -574,7 +656,10 @@ def train(config):
     about 15 % more images/s on the CPU, see BUILD_NOTES.md "Performance").
 
     Raises:
-      ConfigError: before any training, for bad flags, data or work directory.
+      ConfigError: before any training, for bad flags, data or work directory (one held by another
+        run, checkpoints none of which loads).
+      keras_colorize.callbacks.TrainingDiverged: the loss or the weights became non-finite; training
+        stopped there, and neither a checkpoint, ``best.keras`` nor ``final.keras`` was written after it.
     """
     if not perf.onednn_enabled():
         logging.warning("TF_ENABLE_ONEDNN_OPTS=0: oneDNN is off; CPU training runs about 2x slower")
@@ -591,10 +676,33 @@ def _train(config):
                           f"{replicas} replicas of strategy={config.strategy!r}")
     chief = is_chief(strategy)
     data = validate(config, check_dir=chief)
+    # Only the chief writes the work directory, so only the chief locks it.
+    lock = _lock_work_dir(config) if chief else None
+    try:
+        if chief:
+            check_work_dir(config)  # again: a run that held the lock until now may have written it
+            _write_run_files(config)
+        return _fit_and_finish(config, strategy, chief, data, run_start)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock_work_dir(config):
+    """Takes ``<work_dir>/.lock`` (:mod:`keras_colorize.run_lock`); ConfigError if held or not writable."""
+    try:
+        return run_lock.WorkDirLock(config.work_dir).acquire()
+    except run_lock.WorkDirLocked as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError(f"work_dir={config.work_dir!r} cannot be created or written ({e.strerror or e})") from None
+
+
+def _fit_and_finish(config, strategy, chief, data, run_start):
+    """Builds the model, resumes from the last checkpoint that loads, trains, evaluates (under the lock)."""
+    replicas = strategy.num_replicas_in_sync
     resolver = getattr(strategy, "cluster_resolver", None)
     worker_index = getattr(resolver, "task_id", 0) or 0
-    if chief:
-        _write_run_files(config)
     steps_per_epoch = config.steps_per_epoch or data.train_examples // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     logging.info("%s: %d train / %d val examples, %d replicas, global batch %d, %d steps/epoch, %d epochs",
@@ -603,7 +711,12 @@ def _train(config):
     model, loss = build_and_compile(config, strategy, total_steps)
     val_ds = _val_dataset(config, data)
     callbacks, checkpoint, evaluator = _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps)
-    start_step = checkpoint.restore()
+    try:
+        start_step = checkpoint.restore()
+    except cb.CheckpointError as e:
+        raise ConfigError(f"work_dir={config.work_dir!r}: {e}") from None
+    if start_step:
+        _resume_learning_rate(model, config)
     if start_step >= total_steps:
         logging.info("%s already finished (step %d of %d)", config.work_dir, start_step, total_steps)
     verbose = 1 if chief and sys.stdout.isatty() else 0

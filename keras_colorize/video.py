@@ -23,18 +23,44 @@ the scene is static (``|dL| < motion_threshold``; moving pixels take the new
 prediction, so moving objects do not drag old colour behind them), reset at
 scene cuts (mean ``|dL|`` above ``cut_threshold``). Both flicker figures, with
 and without smoothing, are reported on every run.
+
+Reliability. :func:`run` refuses, before loading the model, anything that is
+not a readable film (a missing or empty file, a still image even when named
+``.mp4``, audio only, a file FFmpeg cannot open) and any output that would
+overwrite the input, exists, is not a film container or cannot be written.
+The frames decoded are compared with what the container declares (its frame
+count, else its duration x frame rate): a film more than
+``max(SHORT_TOLERANCE_FRAMES, SHORT_TOLERANCE_FRACTION x expected)`` frames
+short, or with packets the decoder refused, is written with the frames that
+decoded but reported not ``complete`` (and not ``ok`` unless
+``allow_partial``). A container that declares no length (fragmented MP4
+without durations, some streams) cannot be checked; the summary says so.
+The output is encoded under a hidden temporary name that keeps its suffix
+(PyAV picks the container from it) and renamed when complete.
+
+Example::
+
+    from keras_colorize import video
+    summary = video.run(video.FilmConfig(input="film.mp4", output="film_color.mp4", smooth=True))
+    summary.ok, summary.frames, summary.expected_frames, summary.flicker_ab
 """
 
 import dataclasses
+import fractions
+import itertools
+import json
+import math
 import os
 import pathlib
+import re
 import time
 
 import av
 import numpy as np
 from tqdm import tqdm
 
-from keras_colorize import inference
+from keras_colorize import fileio
+from keras_colorize import pretrained
 
 # Audio codecs an MP4/MOV container takes as they are; others are re-encoded to AAC.
 _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
@@ -58,12 +84,14 @@ class SmoothingConfig:
     cut_threshold: float = 12.0
     static_threshold: float = 1.0
 
-    def validate(self):
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {self.alpha!r}")
+    def validate(self, names=None):
+        """Raises ``ValueError`` naming the field (or ``names[field]``, e.g. a flag) and the value."""
+        if not 0.0 < self.alpha <= 1.0:  # also refuses NaN
+            raise ValueError(f"{_flag(names, 'alpha')} must be in (0, 1], got {self.alpha!r}")
         for name in ("motion_threshold", "cut_threshold", "static_threshold"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not 0.0 < value < math.inf:
+                raise ValueError(f"{_flag(names, name)} must be a positive number, got {value!r}")
 
 
 class ChromaSmoother:
@@ -113,18 +141,250 @@ def _mean_change(ab_now, ab_before, mask):
     return float(np.abs(ab_now - ab_before)[mask].mean() * 255.0)
 
 
-def _open_input(path):
+# ----------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------
+
+#: libx264 speed presets (``preset``).
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+#: A film counts as complete when it decodes to at least its expected frame
+#: count less ``max(SHORT_TOLERANCE_FRAMES, SHORT_TOLERANCE_FRACTION x expected)``:
+#: containers' counts are often off by a frame or two (edit lists, B-frame
+#: priming, rounded durations), a truncated or damaged file loses far more.
+SHORT_TOLERANCE_FRAMES = 2
+SHORT_TOLERANCE_FRACTION = 0.01
+#: A length derived from a duration (no frame count in the container) may
+#: count this many frames more: durations run to the end of the last frame's
+#: display time, which muxers round or guess.
+DURATION_SLACK_FRAMES = 2
+#: When only the container's overall duration is known (no per-stream frame
+#: count or duration), an audio track may outlast the picture by this much.
+CONTAINER_DURATION_SLACK_SECONDS = 1.0
+
+# Container formats FFmpeg uses for single image files (a JPEG named .mp4 too).
+_IMAGE_FORMATS = ("image2",)
+
+
+def _flag(names, field):
+    return (names or {}).get(field, field)
+
+
+def _check_positive_int(value, name, *, optional=False):
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        what = "a positive integer" + (" (or unset for every frame)" if optional else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FilmConfig:
+    """What film to colorize, where to, and how.
+
+    Attributes:
+      input: the film (any file FFmpeg reads with a video stream; gray or colour).
+      output: destination file; its extension picks the container (.mp4, .mkv, .mov).
+      model: a bundled model name (:data:`keras_colorize.pretrained.DEFAULT`
+        unless given), a ``.keras`` file or a SavedModel folder.
+      smooth: apply temporal chroma smoothing to the output.
+      smoothing: :class:`SmoothingConfig`.
+      batch_size: frames per network call.
+      crf: libx264 quality, 0-51 (lower is better; 18 is visually lossless).
+      preset: libx264 speed preset (:data:`X264_PRESETS`).
+      max_frames: colorize only the first this many frames (None = all).
+      allow_partial: accept a film that decodes to fewer frames than its
+        container declares, or has undecodable packets: the summary warns but
+        is ``ok``. Without it such a run is not ``ok`` (exit status 1).
+      overwrite: replace an existing output.
+
+    Example::
+
+        summary = video.run(video.FilmConfig(input="film.mp4", output="film_color.mp4", smooth=True))
+        summary.ok, summary.frames, summary.missing_frames
+    """
+
+    input: str
+    output: str
+    model: str = pretrained.DEFAULT
+    smooth: bool = False
+    smoothing: SmoothingConfig = SmoothingConfig()
+    batch_size: int = 8
+    crf: int = 18
+    preset: str = "veryfast"
+    max_frames: int = None
+    allow_partial: bool = False
+    overwrite: bool = False
+
+    def validate(self, names=None):
+        """Raises ``ValueError`` naming the field and the value.
+
+        Args:
+          names: optional ``{field: name}`` used in the messages instead of
+            the field names (the CLI passes its flag names, e.g.
+            ``{"max_frames": "--max_frames", "alpha": "--smooth_alpha"}``).
+        """
+        for field in ("input", "output", "model"):
+            if not getattr(self, field):
+                raise ValueError(f"{_flag(names, field)} must be given, got {getattr(self, field)!r}")
+        _check_positive_int(self.batch_size, _flag(names, "batch_size"))
+        _check_positive_int(self.max_frames, _flag(names, "max_frames"), optional=True)
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise ValueError(f"{_flag(names, 'crf')} must be an integer in [0, 51], got {self.crf!r}")
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"{_flag(names, 'preset')} must be one of {', '.join(X264_PRESETS)}, "
+                             f"got {self.preset!r}")
+        self.smoothing.validate(names)
+
+
+# ----------------------------------------------------------------------------
+# Input: what the container is and what it declares
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FilmInfo:
+    """What :func:`inspect` learnt from a film's container, before decoding it.
+
+    Attributes:
+      declared_frames: the video frame count the container declares (its
+        frame count, else its duration x frame rate), None if it says nothing.
+      declared_from: where ``declared_frames`` came from: "frame count",
+        "stream duration", "container duration" or None.
+      slack_frames: frames the declared count may exceed the true count by
+        (see :data:`DURATION_SLACK_FRAMES`, :data:`CONTAINER_DURATION_SLACK_SECONDS`).
+    """
+
+    path: str
+    container: str
+    width: int
+    height: int
+    rate: fractions.Fraction
+    declared_frames: int = None
+    declared_from: str = None
+    slack_frames: int = 0
+    audio: str = None
+
+
+def _still_image_error(path, container, stream):
+    """The message for a still image given as a film, or None if it may be a film."""
+    name = container.format.name
+    still = name in _IMAGE_FORMATS or name.endswith("_pipe") or (name == "gif" and stream.frames <= 1)
+    if not still:
+        return None
+    return (f"input {str(path)!r} is a still image ({stream.codec_context.name} in {name}), not a film; "
+            "colorize photographs with kc-colorize (python -m keras_colorize.colorize)")
+
+
+def _parse_clock(text):
+    """Seconds of an ``HH:MM:SS.fraction`` tag (Matroska's per-stream DURATION), or None."""
+    try:
+        hours, minutes, seconds = str(text).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _declared(container, stream, rate):
+    """``(frames, source, slack)``: what the container declares about the video stream's length."""
+    if stream.frames:
+        return int(stream.frames), "frame count", 0
+    seconds, source, slack = None, None, DURATION_SLACK_FRAMES
+    if stream.duration:
+        seconds, source = float(stream.duration * stream.time_base), "stream duration"
+    elif _parse_clock(stream.metadata.get("DURATION")):
+        seconds, source = _parse_clock(stream.metadata["DURATION"]), "stream duration"
+    elif container.duration:
+        seconds, source = container.duration / av.time_base, "container duration"
+        if len(container.streams) > 1:
+            slack += math.ceil(CONTAINER_DURATION_SLACK_SECONDS * rate)
+    if not seconds or seconds <= 0:
+        return None, None, 0
+    return max(1, round(seconds * rate)), source, slack
+
+
+def _open_source(path):
+    """Opens a film for reading; ValueError (naming the file and the reason) for anything that is not one."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"input {str(path)!r} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"input {str(path)!r} is empty (0 bytes)")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise ValueError(f"input {str(path)!r}: cannot read it as a video ({e})") from e
-    if not container.streams.video:
+        raise ValueError(f"input {str(path)!r}: cannot read it as a video ({' '.join(str(e).split())}; "
+                         "a film cut short while it was written or copied often looks like this)") from e
+    try:
+        if not container.streams.video:
+            others = ", ".join(f"{s.type} {s.codec_context.name}" for s in container.streams) or "no streams"
+            raise ValueError(f"input {str(path)!r} has no video stream ({others})")
+        stream = container.streams.video[0]
+        message = _still_image_error(path, container, stream)
+        if message:
+            raise ValueError(message)
+        if not (stream.average_rate or stream.guessed_rate):
+            raise ValueError(f"input {str(path)!r}: its video stream has no frame rate")
+        if not stream.codec_context.width or not stream.codec_context.height:
+            raise ValueError(f"input {str(path)!r}: its video stream has no frame size")
+    except BaseException:
         container.close()
-        raise ValueError(f"input {str(path)!r} has no video stream")
+        raise
     return container
+
+
+def _info(path, container):
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate
+    frames, source, slack = _declared(container, stream, rate)
+    audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    return FilmInfo(path=str(path), container=container.format.name, width=stream.codec_context.width,
+                    height=stream.codec_context.height, rate=rate, declared_frames=frames, declared_from=source,
+                    slack_frames=slack, audio=audio)
+
+
+def inspect(path):
+    """Reads a film's container (no decoding): size, rate, declared length, audio.
+
+    Raises:
+      ValueError: a missing or empty file, a file FFmpeg cannot read, a still
+        image, a file without a video stream (audio only), or a video stream
+        without a frame rate or size.
+    """
+    with _open_source(path) as container:
+        return _info(path, container)
+
+
+# ----------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------
+
+
+def check_output(config):
+    """Refuses an output that would overwrite the input, exists (without ``overwrite``) or cannot be written."""
+    output, source = pathlib.Path(config.output), pathlib.Path(config.input)
+    if output.resolve() == source.resolve() or (output.exists() and os.path.samefile(output, source)):
+        raise ValueError(f"output {str(output)!r} would overwrite the input")
+    if output.is_dir():
+        raise ValueError(f"output {str(output)!r} is a folder; give a file name such as film_color.mp4")
+    if not output.suffix:
+        raise ValueError(f"output {str(output)!r} has no extension; it chooses the container (.mp4, .mkv, .mov)")
+    if output.exists() and not config.overwrite:
+        raise ValueError(f"output {str(output)!r} exists (pass --overwrite to replace it)")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise ValueError(f"output {str(output)!r}: {str(output.parent)!r} is not a folder")
+    fileio.check_writable_dir(output.parent)
+
+
+def _stale_partials(output):
+    """Temporary files an earlier, killed run on the same output left (``fileio`` names, this output only)."""
+    output = pathlib.Path(output)
+    names = (re.compile(rf"^\.{re.escape(output.stem)}\.[0-9a-f]+\.partial{re.escape(output.suffix)}$"),
+             re.compile(rf"^\.{re.escape(output.name)}\.json\.[0-9a-f]+\.partial$"))
+    if not output.parent.is_dir():
+        return []
+    return [p for p in output.parent.iterdir() if any(n.match(p.name) for n in names) and p.is_file()]
 
 
 def _add_audio(output, in_audio):
@@ -139,129 +399,371 @@ def _add_audio(output, in_audio):
     return stream, True
 
 
-def colorize_video(colorizer, input_path, output_path, *, smooth=False, smoothing=SmoothingConfig(),
-                   batch_size=8, crf=18, preset="veryfast", max_frames=None, progress=True):
-    """Colorizes a film file; returns a report dict (frames, fps, size, audio, flicker, seconds).
+class _FilmWriter:
+    """The output container: H.264 video at the input's size and timestamps, the audio copied or re-encoded."""
+
+    def __init__(self, path, shown_path, in_video, in_audio, config):
+        try:
+            self.container = av.open(str(path), "w")
+        except (av.error.FFmpegError, ValueError) as e:
+            raise ValueError(f"output {str(shown_path)!r}: unsupported container ({e})") from e
+        try:
+            name = self.container.format.name
+            if name in _IMAGE_FORMATS or name.endswith("_pipe"):
+                raise ValueError(f"output {str(shown_path)!r} is an image format ({name}); "
+                                 "give a film container such as .mp4, .mkv or .mov")
+            try:
+                self.video = self.container.add_stream("libx264", rate=in_video.average_rate or in_video.guessed_rate)
+            except (av.error.FFmpegError, ValueError) as e:
+                raise ValueError(f"output {str(shown_path)!r}: the {name} container cannot hold H.264 video "
+                                 f"({e}); use .mp4, .mkv or .mov") from e
+            self.video.width = in_video.codec_context.width
+            self.video.height = in_video.codec_context.height
+            # 4:2:0 needs even sides; odd-sized scans keep their size in 4:4:4 instead.
+            even = self.video.width % 2 == 0 and self.video.height % 2 == 0
+            self.video.pix_fmt = "yuv420p" if even else "yuv444p"
+            self.video.options = {"crf": str(config.crf), "preset": config.preset}
+            self.video.time_base = in_video.time_base
+            self.audio, self.transcode = _add_audio(self.container, in_audio) if in_audio else (None, False)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def write_frame(self, frame):
+        for packet in self.video.encode(frame):
+            self.container.mux(packet)
+
+    def write_audio(self, packet):
+        """Copies an audio packet (or decodes and re-encodes it to AAC)."""
+        if self.audio is None:
+            return
+        if self.transcode:
+            for frame in packet.decode():
+                frame.pts = None
+                for out_packet in self.audio.encode(frame):
+                    self.container.mux(out_packet)
+        elif packet.dts is not None:
+            packet.stream = self.audio
+            self.container.mux(packet)
+
+    def finish(self):
+        """Flushes the encoders; the container still needs :meth:`close`."""
+        self.write_frame(None)
+        if self.transcode:
+            for packet in self.audio.encode(None):
+                self.container.mux(packet)
+
+    def close(self):
+        self.container.close()
+
+
+# ----------------------------------------------------------------------------
+# Decoding and colorizing
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _DecodeStats:
+    """What went wrong while reading: packets the decoder refused, where reading stopped early."""
+
+    damaged_packets: int = 0
+    first_damage: str = None
+    read_error: str = None
+    out_of_order: int = 0  # frames dropped for a timestamp at or before the previous frame's
+
+
+def _video_frames(source, in_video, in_audio, writer, stats):
+    """Yields the decoded video frames in order; routes audio packets to ``writer``.
+
+    A packet the decoder refuses is counted in ``stats`` and skipped (the
+    decoder picks up again at the next keyframe); a read error ends the film
+    there, noted in ``stats``; a frame that a damaged stream hands out with a
+    timestamp at or before the previous one is dropped and counted (the muxer
+    refuses it). Any of these makes the summary not ``complete``.
+    """
+    packets = source.demux(*([in_video] + ([in_audio] if in_audio is not None else [])))
+    last_pts = None
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            stats.read_error = " ".join(str(e).split())
+            return
+        if packet.stream is not in_video:
+            writer.write_audio(packet)
+            continue
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as e:
+            stats.damaged_packets += 1
+            where = "?" if packet.pts is None else f"{float(packet.pts * packet.time_base):.3f} s"
+            stats.first_damage = stats.first_damage or f"packet at {where}: {' '.join(str(e).split())}"
+            continue
+        for frame in frames:
+            if frame.pts is not None and last_pts is not None and frame.pts <= last_pts:
+                stats.out_of_order += 1
+                continue
+            last_pts = frame.pts if frame.pts is not None else last_pts
+            yield frame
+
+
+def _batched(frames, size):
+    batch = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _colorize_batch(colorizer, frames, smoother, smooth):
+    """Colorized ``av.VideoFrame`` s (same timestamps) of decoded ``frames``; feeds ``smoother`` either way."""
+    from keras_colorize import inference  # noqa: PLC0415 - TensorFlow only once there is work
+
+    l_full = [inference.lightness(frame.to_ndarray(format="rgb24")) for frame in frames]
+    l_small = np.stack([inference.model_input(l, colorizer.image_size) for l in l_full])
+    ab_small = colorizer.predict_ab(l_small)
+    out = []
+    for frame, l, ls, ab in zip(frames, l_full, l_small, ab_small):
+        smoothed = smoother(ls, ab)
+        new = av.VideoFrame.from_ndarray(inference.merge(l, smoothed if smooth else ab), format="rgb24")
+        new.pts, new.time_base = frame.pts, frame.time_base
+        out.append(new)
+    return out
+
+
+def check_model(model):
+    """Refuses a model that is not there (a bundled name not installed, a missing path) without loading it."""
+    if pretrained.is_name(model):
+        pretrained.path_of(model)  # ValueError naming the bundled model
+    elif not pathlib.Path(model).exists():
+        raise ValueError(f"model path {str(model)!r} does not exist "
+                         f"(bundled model names: {', '.join(pretrained.NAMES)})")
+
+
+def _load_colorizer(config):
+    from keras_colorize import inference  # noqa: PLC0415 - TensorFlow only once the input checked out
+
+    return inference.Colorizer.from_path(config.model, batch_size=config.batch_size)
+
+
+# ----------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FilmSummary:
+    """Outcome of a film run; ``ok`` is False for a short or damaged film unless ``allow_partial``.
+
+    Attributes:
+      frames: frames colorized and written.
+      expected_frames: what the container declares (capped at ``max_frames``),
+        None when it declares nothing (then shortness cannot be told).
+      tolerance_frames: how many fewer frames still count as complete.
+    """
+
+    input: str
+    output: str
+    model: str
+    frames: int
+    declared_frames: int
+    declared_from: str
+    expected_frames: int
+    tolerance_frames: int
+    damaged_packets: int
+    first_damage: str
+    read_error: str
+    out_of_order_frames: int
+    allow_partial: bool
+    fps: float
+    size: list
+    audio: str
+    smoothing: dict
+    flicker_ab: dict
+    seconds: float
+
+    @property
+    def missing_frames(self):
+        if self.expected_frames is None:
+            return 0
+        return max(0, self.expected_frames - self.frames)
+
+    @property
+    def complete(self):
+        """True unless frames are missing beyond the tolerance or packets could not be decoded."""
+        return (self.missing_frames <= self.tolerance_frames and not self.damaged_packets and not self.read_error
+                and not self.out_of_order_frames)
+
+    @property
+    def ok(self):
+        return self.complete or self.allow_partial
+
+    @property
+    def frames_per_second(self):
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def problem(self):
+        """One line saying what is wrong with the input (None if complete)."""
+        if self.complete:
+            return None
+        parts = []
+        if self.missing_frames > self.tolerance_frames:
+            parts.append(f"decoded {self.frames} of the {self.expected_frames} frames its {self.declared_from} "
+                         f"declares ({self.missing_frames} missing)")
+        if self.damaged_packets:
+            parts.append(f"{self.damaged_packets} damaged video packet{'s' if self.damaged_packets > 1 else ''} "
+                         f"skipped (first: {self.first_damage})")
+        if self.out_of_order_frames:
+            parts.append(f"{self.out_of_order_frames} frame{'s' if self.out_of_order_frames > 1 else ''} "
+                         "with out-of-order timestamps dropped")
+        if self.read_error:
+            parts.append(f"reading stopped early ({self.read_error})")
+        return (f"input {self.input!r} is short or damaged: {'; '.join(parts)}; "
+                f"the output has the {self.frames} frames that decoded")
+
+    def as_dict(self):
+        report = dataclasses.asdict(self)
+        report.update(missing_frames=self.missing_frames, complete=self.complete, ok=self.ok,
+                      frames_per_second=self.frames_per_second, warning=self.problem())
+        return report
+
+    def text(self):
+        flicker = self.flicker_ab
+        lines = [f"wrote {self.output}: {self.frames} frames, {self.size[0]}x{self.size[1]}, {self.fps:.3f} fps, "
+                 f"audio {self.audio or 'none'}; {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s)",
+                 f"flicker (mean |d a*b*| on static pixels): {flicker['raw']:.3f} without smoothing, "
+                 f"{flicker['smoothed']:.3f} with smoothing ({'applied' if self.smoothing else 'not applied'}); "
+                 f"{flicker['scene_cuts']} scene cuts"]
+        if not self.complete:
+            accepted = ("accepted with --allow_partial" if self.allow_partial else
+                        "exit status 1; pass --allow_partial to accept a partial film")
+            lines.append(f"WARNING {self.problem()} ({accepted})")
+        elif self.expected_frames is None:
+            lines.append("note: the container declares no length, so a cut-short film could not be detected")
+        return "\n".join(lines)
+
+
+def report_path(output):
+    """Where :func:`run` writes the JSON report of a film: ``<output>.json``."""
+    output = pathlib.Path(output)
+    return output.with_name(output.name + ".json")
+
+
+def _expected(info, max_frames):
+    """``(expected frames or None, tolerance)`` for a run over ``info`` limited to ``max_frames``."""
+    expected = info.declared_frames
+    if expected is None:
+        return None, 0
+    slack = info.slack_frames
+    if max_frames is not None and max_frames < expected:
+        expected, slack = max_frames, 0
+    return expected, slack + max(SHORT_TOLERANCE_FRAMES, math.ceil(SHORT_TOLERANCE_FRACTION * expected))
+
+
+def _colorize_film(source, writer, colorizer, config, expected, progress):
+    """Decodes, colorizes and encodes every frame; returns ``(frames written, smoother, stats)``."""
+    in_video = source.streams.video[0]
+    in_video.thread_type = "AUTO"
+    in_audio = source.streams.audio[0] if source.streams.audio else None
+    smoother, stats, written = ChromaSmoother(config.smoothing), _DecodeStats(), 0
+    frames = _video_frames(source, in_video, in_audio, writer, stats)
+    if config.max_frames is not None:
+        frames = itertools.islice(frames, config.max_frames)
+    with tqdm(total=expected, unit="frame", disable=not progress, desc="colorize film", dynamic_ncols=True) as bar:
+        for batch in _batched(frames, config.batch_size):
+            for frame in _colorize_batch(colorizer, batch, smoother, config.smooth):
+                writer.write_frame(frame)
+                written += 1
+            bar.update(len(batch))
+    writer.finish()
+    return written, smoother, stats
+
+
+def _summarize(config, model, info, expected, frames, stats, smoother, transcode, *, seconds):
+    expected_frames, tolerance = expected
+    return FilmSummary(
+        input=str(config.input), output=str(config.output), model=model, frames=frames,
+        declared_frames=info.declared_frames, declared_from=info.declared_from, expected_frames=expected_frames,
+        tolerance_frames=tolerance, damaged_packets=stats.damaged_packets, first_damage=stats.first_damage,
+        read_error=stats.read_error, out_of_order_frames=stats.out_of_order, allow_partial=config.allow_partial,
+        fps=float(info.rate), size=[info.width, info.height],
+        audio=None if info.audio is None else ("re-encoded to AAC" if transcode else f"copied ({info.audio})"),
+        smoothing=dataclasses.asdict(config.smoothing) if config.smooth else None,
+        flicker_ab=smoother.report(), seconds=seconds)
+
+
+def run(config, *, progress=True, colorizer=None, report=True):
+    """Checks the input and output, colorizes the film, publishes it; returns a :class:`FilmSummary`.
+
+    The output is written under a temporary name with the output's suffix
+    and renamed when complete, so an interrupted run leaves nothing behind
+    and an existing output is untouched until then. With ``report`` the
+    summary goes to ``<output>.json`` (atomically).
 
     Args:
-      colorizer: a :class:`keras_colorize.inference.Colorizer`.
-      input_path: any file FFmpeg reads (gray or colour).
-      output_path: destination; written under a temporary name, renamed at the end.
-      smooth: apply temporal chroma smoothing to the output.
-      smoothing: :class:`SmoothingConfig`.
-      batch_size: frames per network call.
-      crf, preset: libx264 quality (lower crf = better) and speed.
-      max_frames: stop after this many frames (None = all).
+      config: :class:`FilmConfig`.
+      progress: show a progress bar.
+      colorizer: a loaded :class:`keras_colorize.inference.Colorizer` (or
+        anything with ``image_size`` and ``predict_ab``); default: load
+        ``config.model`` after the input and output have checked out.
+      report: write ``<output>.json``.
 
     Raises:
-      ValueError: unreadable input, no video stream, bad arguments, or an
-        output path equal to the input.
+      ValueError: bad configuration, an input that is not a readable film
+        (missing, empty, a still image, audio only, unreadable), an output that
+        would overwrite the input, exists, or cannot be written, or no frame
+        could be decoded. Nothing is written then.
     """
-    smoothing.validate()
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    output_path = pathlib.Path(output_path)
-    if output_path.resolve() == pathlib.Path(input_path).resolve():
-        raise ValueError(f"output {str(output_path)!r} would overwrite the input")
-    source = _open_input(input_path)
+    config.validate()
     start = time.time()
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(f".{output_path.stem}.partial{output_path.suffix}")
-    smoother = ChromaSmoother(smoothing)
-    frames_written = 0
-    try:
+    model = str(config.model) if colorizer is None else "(a loaded colorizer)"
+    with _open_source(config.input) as source:
+        info = _info(config.input, source)
+        check_output(config)
+        for stale in _stale_partials(config.output):
+            stale.unlink(missing_ok=True)
+        expected, tolerance = _expected(info, config.max_frames)
         in_video = source.streams.video[0]
-        in_video.thread_type = "AUTO"
         in_audio = source.streams.audio[0] if source.streams.audio else None
-        try:
-            output = av.open(str(tmp), "w")
-        except (av.error.FFmpegError, ValueError) as e:
-            raise ValueError(f"output {str(output_path)!r}: unsupported container ({e})") from e
-        with output:
-            rate = in_video.average_rate or in_video.guessed_rate
-            out_video = output.add_stream("libx264", rate=rate)
-            out_video.width = in_video.codec_context.width
-            out_video.height = in_video.codec_context.height
-            # 4:2:0 needs even sides; odd-sized scans keep their size in 4:4:4 instead.
-            even = out_video.width % 2 == 0 and out_video.height % 2 == 0
-            out_video.pix_fmt = "yuv420p" if even else "yuv444p"
-            out_video.options = {"crf": str(crf), "preset": preset}
-            out_video.time_base = in_video.time_base
-            out_audio, transcode = _add_audio(output, in_audio) if in_audio is not None else (None, False)
-            total = in_video.frames or None
-            if max_frames is not None:
-                total = min(total or max_frames, max_frames)
-            bar = tqdm(total=total, unit="frame", disable=not progress, desc="colorize film", dynamic_ncols=True)
-            batch = []
+        with fileio.atomic_path(config.output, keep_suffix=True) as tmp:
+            writer = _FilmWriter(tmp, config.output, in_video, in_audio, config)  # refuses a non-film container
+            try:
+                if colorizer is None:
+                    check_model(config.model)
+                    colorizer = _load_colorizer(config)
+                frames, smoother, stats = _colorize_film(source, writer, colorizer, config, expected, progress)
+            finally:
+                writer.close()
+            if frames == 0:
+                detail = stats.first_damage or stats.read_error
+                raise ValueError(f"input {str(config.input)!r}: no video frame could be decoded"
+                                 + (f" ({detail})" if detail else ""))
+    summary = _summarize(config, model, info, (expected, tolerance), frames, stats, smoother, writer.transcode,
+                         seconds=time.time() - start)
+    if report:
+        fileio.atomic_write_text(report_path(config.output),
+                                 json.dumps({"config": dataclasses.asdict(config), **summary.as_dict()}, indent=2))
+    return summary
 
-            def flush():
-                nonlocal frames_written
-                if not batch:
-                    return
-                rgbs = [f.to_ndarray(format="rgb24") for f in batch]
-                l_full = [inference.lightness(rgb) for rgb in rgbs]
-                l_small = np.stack([inference.model_input(l, colorizer.image_size) for l in l_full])
-                ab_small = colorizer.predict_ab(l_small)
-                for frame, l, ls, ab in zip(batch, l_full, l_small, ab_small):
-                    smoothed = smoother(ls, ab)
-                    rgb = inference.merge(l, smoothed if smooth else ab)
-                    new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                    new.pts, new.time_base = frame.pts, frame.time_base
-                    for packet in out_video.encode(new):
-                        output.mux(packet)
-                    frames_written += 1
-                bar.update(len(batch))
-                batch.clear()
 
-            streams = [in_video] + ([in_audio] if in_audio is not None else [])
-            done = False
-            for packet in source.demux(*streams):
-                if done:
-                    break
-                if packet.stream is in_audio:
-                    if transcode:
-                        for frame in packet.decode():
-                            frame.pts = None
-                            for out_packet in out_audio.encode(frame):
-                                output.mux(out_packet)
-                    elif packet.dts is not None:
-                        packet.stream = out_audio
-                        output.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    if max_frames is not None and frames_written + len(batch) >= max_frames:
-                        done = True
-                        break
-                    batch.append(frame)
-                    if len(batch) >= batch_size:
-                        flush()
-            flush()
-            for packet in out_video.encode(None):
-                output.mux(packet)
-            if transcode:
-                for packet in out_audio.encode(None):
-                    output.mux(packet)
-            bar.close()
-        os.replace(tmp, output_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        source.close()
-    if frames_written == 0:
-        output_path.unlink(missing_ok=True)
-        raise ValueError(f"input {str(input_path)!r}: no video frame could be decoded")
-    seconds = time.time() - start
-    return {
-        "input": str(input_path),
-        "output": str(output_path),
-        "frames": frames_written,
-        "fps": float(rate),
-        "size": [out_video.width, out_video.height],
-        "audio": None if in_audio is None else ("re-encoded to AAC" if transcode else
-                                                f"copied ({in_audio.codec_context.name})"),
-        "smoothing": dataclasses.asdict(smoothing) if smooth else None,
-        "flicker_ab": smoother.report(),
-        "seconds": seconds,
-        "frames_per_second": frames_written / seconds if seconds > 0 else 0.0,
-    }
+def colorize_video(colorizer, input_path, output_path, *, smooth=False, smoothing=SmoothingConfig(),
+                   batch_size=8, crf=18, preset="veryfast", max_frames=None, allow_partial=False, progress=True):
+    """Colorizes a film with a loaded colorizer; returns the summary as a dict (no JSON file written).
+
+    A convenience over :func:`run` for notebooks and benchmarks: an existing
+    output is replaced. Keys: input, output, frames, expected_frames,
+    missing_frames, complete, ok, warning, fps, size, audio, smoothing,
+    flicker_ab, seconds, frames_per_second, ...
+
+    Raises:
+      ValueError: as :func:`run`.
+    """
+    config = FilmConfig(input=str(input_path), output=str(output_path), smooth=smooth, smoothing=smoothing,
+                        batch_size=batch_size, crf=crf, preset=preset, max_frames=max_frames,
+                        allow_partial=allow_partial, overwrite=True)
+    return run(config, progress=progress, colorizer=colorizer, report=False).as_dict()

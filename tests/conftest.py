@@ -37,6 +37,12 @@ def video_path():
 
 
 @pytest.fixture(scope="session")
+def scenes_dir():
+    """Real labelled outdoor photos, the training set of the bundled model (../shared/data/scenes)."""
+    return _shared("scenes")
+
+
+@pytest.fixture(scope="session")
 def places365_dir():
     """Places365 category lists (../shared/data/places365)."""
     return _shared("places365")

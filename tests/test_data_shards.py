@@ -283,3 +283,133 @@ def test_bad_arguments_raise_value_error(tmp_path):
         shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, split="training"), progress=False)
     with pytest.raises(ValueError, match="must not be the source"):
         shards_lib.make_shards(shards_lib.MakeShardsConfig(source=base["source"], output=base["source"]), progress=False)
+
+
+# ----------------------------------------------------------------------------
+# Reliability: symlinks in the source, the classes layout on linked folders,
+# workers that die with their parent.
+# ----------------------------------------------------------------------------
+
+
+def _colour_jpeg(path, seed, size=(64, 48)):
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (4, 5, 3)).astype(np.uint8)
+    Image.fromarray(small).resize(size, Image.BICUBIC).save(path, quality=95)
+
+
+def test_symlink_loop_and_dangling_link_are_skipped_not_fatal(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(3):
+        _colour_jpeg(src / ("sub" if i else ".") / f"photo{i}.jpg", seed=i)
+    os.symlink(".", src / "loop")  # a folder loop: src/loop/loop/... is src again
+    os.symlink("..", src / "sub" / "up")
+    os.symlink("self.jpg", src / "self.jpg")  # a file link loop: ELOOP ("Too many levels of symbolic links")
+    os.symlink("gone.jpg", src / "dangling.jpg")
+    config = shards_lib.MakeShardsConfig(source=str(src), output=str(tmp_path / "out"), split="val",
+                                         encode=shards_lib.EncodeConfig(short_side=32))
+    stats, summary = shards_lib.make_shards(config, progress=False)
+    assert stats.written == {"": 3}
+    assert stats.skipped == {"missing_file": 1, "unreadable": 1}
+    assert sorted(stats.skipped_files) == [["dangling.jpg", "missing_file"], ["self.jpg", "unreadable"]]
+    assert "unreadable" in summary and "missing_file" in summary
+    sources = sorted(e[features.SOURCE].decode() for e in _read_examples(str(tmp_path / "out" / "val-*")))
+    assert sources == ["photo0.jpg", "sub/photo1.jpg", "sub/photo2.jpg"]  # each real file once, links not repeated
+
+
+def test_classes_layout_on_symlinked_class_folders(tmp_path):
+    # Real class folders elsewhere; the source tree links them in under the dataset's own train/ and test/.
+    store = tmp_path / "store"
+    counts = {"forest": 4, "sea": 3, "forest_test": 2, "sea_test": 2}
+    for folder, n in counts.items():
+        (store / folder).mkdir(parents=True)
+        for i in range(n):
+            _colour_jpeg(store / folder / f"{folder}{i}.jpg", seed=hash(folder) % 1000 + i)
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    (src / "test").mkdir()
+    for name in ("forest", "sea"):
+        os.symlink(store / name, src / "train" / name)
+        os.symlink(store / f"{name}_test", src / "test" / name)
+    out = tmp_path / "out"
+    base = dict(source=str(src), output=str(out), layout="classes", test_per_class=1,
+                encode=shards_lib.EncodeConfig(short_side=32))
+    train, _ = shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, split="train"), progress=False)
+    assert train.written == {"forest": 3, "sea": 2}  # one per class held out as test
+    classes_txt = out / shards_lib.CLASS_LIST
+    assert places365.read_class_list(str(classes_txt)) == ["forest", "sea"]
+    # The written list is accepted back; the dataset's test/ folder is the validation split.
+    val, _ = shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, split="val", classes=str(classes_txt)),
+                                    progress=False)
+    assert val.written == {"forest": 2, "sea": 2}
+    labels = {(e[features.CLASS_NAME].decode(), int(e[features.LABEL]), e[features.SOURCE].decode().split("/")[0])
+              for e in _read_examples(shards_lib.file_pattern(str(out), "val"))}
+    assert labels == {("forest", 0, "test"), ("sea", 1, "test")}
+    # A different class order would mislabel the shards already written: refused.
+    (tmp_path / "reversed.txt").write_text("sea\nforest\n")
+    with pytest.raises(ValueError, match="differs from this run"):
+        shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, split="test", classes=str(tmp_path / "reversed.txt")),
+                               progress=False)
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+@pytest.mark.slow  # TensorFlow start-ups of the CLI, its workers and the rerun
+def test_killed_parent_takes_its_workers_down(messy_folder, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    args = [f"--source={messy_folder / 'a'}", f"--output={out}", "--split=train", "--shard_size=4",
+            "--num_workers=2", "--short_side=64"]
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    parent = subprocess.Popen([sys.executable, "-m", "keras_colorize.data.make_shards", *args], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    workers = []
+    while time.time() < deadline and parent.poll() is None:
+        if out.is_dir() and any(".tmp-" in n for n in os.listdir(out)):  # a worker is writing a shard
+            workers = _children(parent.pid)
+            break
+        time.sleep(0.05)
+    assert workers, "no worker started writing"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    gone_by = time.time() + 5
+    while time.time() < gone_by and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], "worker processes outlived their killed parent"
+    assert len(_shard_mtimes(out)) < 5  # killed mid-run: not every shard was there
+
+    rerun = _cli(*args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    reference = tmp_path / "reference"
+    shards_lib.make_shards(shards_lib.MakeShardsConfig(
+        source=str(messy_folder / "a"), output=str(reference), split="train", shard_size=4,
+        encode=shards_lib.EncodeConfig(short_side=64)), progress=False)
+    names = sorted(_shard_mtimes(out))
+    assert names == sorted(_shard_mtimes(reference)) == [f"train-{i:05d}-of-00005.tfrecord" for i in range(5)]
+    for name in names:  # same examples in the same shards (not bytes: protobuf map order varies by process)
+        ours, theirs = _read_examples(str(out / name)), _read_examples(str(reference / name))
+        assert [sorted(e) for e in ours] == [sorted(e) for e in theirs], name
+        assert all(np.array_equal(a[k], b[k]) for a, b in zip(ours, theirs) for k in a), name
+    assert not [n for n in os.listdir(out) if ".tmp-" in n]

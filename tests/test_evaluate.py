@@ -144,3 +144,37 @@ def test_shards_and_chosen_grid_images(tiny_model_path, tmp_path):
     with pytest.raises(ValueError, match="model names must be unique"):
         evaluate_lib.EvalConfig(models=(("a", str(tiny_model_path)), ("a", str(tiny_model_path))),
                                 data="x", output="y").validate()
+
+
+def test_bundled_model_names_and_unwritable_output(tiny_model_path, photos, tmp_path, monkeypatch):
+    from keras_colorize import pretrained
+
+    assert evaluate_lib.parse_model_spec("scenes") == ("scenes", "scenes")
+    assert evaluate_lib.parse_model_spec("P1=scenes") == ("P1", "scenes")
+    assert evaluate_lib.parse_model_spec(f"{tiny_model_path}") == ("tiny", str(tiny_model_path))
+    monkeypatch.setattr(pretrained, "_HERE", tmp_path)
+    config = evaluate_lib.EvalConfig(models=(evaluate_lib.parse_model_spec("scenes"),), data=str(photos),
+                                     output=str(tmp_path / "eval"), max_images=2, grid_rows=0)
+    with pytest.raises(ValueError, match="the bundled model 'scenes' is missing"):
+        config.validate()
+    (tmp_path / "scenes.keras").write_bytes(tiny_model_path.read_bytes())
+    result = evaluate_lib.run(config, progress=False)
+    assert result["num_images"] == 2 and result["models"]["scenes"]["input_size"] == 64
+    (tmp_path / "a_file").write_text("x")
+    blocked = evaluate_lib.EvalConfig(models=(("scenes", "scenes"),), data=str(photos),
+                                      output=str(tmp_path / "a_file" / "eval"))
+    with pytest.raises(ValueError, match="output '.*a_file/eval' is not writable"):
+        evaluate_lib.run(blocked, progress=False)
+
+
+def test_evaluate_exit_codes(photos, tmp_path):
+    for args, expected in (([f"--data={photos}", f"--output={tmp_path}"], "kc-evaluate: error: --model is required"),
+                           (["--model", "x=/nope.keras", f"--data={photos}", f"--output={tmp_path}"],
+                            "kc-evaluate: error: model x='/nope.keras' does not exist"),
+                           (["--model", "scenes", f"--data={photos}", f"--output={tmp_path}", "--max_images=0"],
+                            "kc-evaluate: error: ")):
+        result = subprocess.run([sys.executable, "-m", "keras_colorize.evaluate", *args], capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(expected), (args, result.stderr)

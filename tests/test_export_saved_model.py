@@ -374,3 +374,125 @@ def test_serving_client_round_trip(emulated_servers, protocol, tmp_path):
         predict([b"definitely not an image"], emulated_servers[protocol], "colorizer")
     with pytest.raises(ValueError, match="empty"):
         predict([b""], emulated_servers[protocol], "colorizer")
+
+
+# ----------------------------------------------------------------------------
+# Reliability: a bad image in a batch is named by its index; EXIF orientation;
+# staging folders of killed exporters.
+# ----------------------------------------------------------------------------
+
+
+def test_bad_image_in_batch_is_named_by_index(exported, tmp_path):
+    good = _photo_bytes(size=(80, 50), fmt="PNG")
+    # saved_model_cli in a fresh process, as an operator would see it.
+    np.save(tmp_path / "mixed.npy", np.array([good, b"this is not an image"], dtype=object))
+    done = _cli_run(exported, tmp_path / "mixed.npy", tmp_path / "out")
+    assert done.returncode != 0
+    assert "image_bytes[1]: Unknown image file format" in done.stderr
+    assert not (tmp_path / "out" / "colorized_bytes.npy").exists()  # the whole request fails
+
+    serve = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    truncated = _photo_bytes()[:300]
+    too_large = _photo_bytes(size=(700, 600))  # 420,000 px > max_pixels 360,000
+    cases = [
+        ([good, b""], r"image_bytes\[1\]: empty image bytes"),
+        ([good, good, b"GIF89a nonsense"], r"image_bytes\[2\]: corrupt or truncated"),
+        ([good, truncated], r"image_bytes\[1\]: corrupt or truncated"),
+        ([truncated, good], r"image_bytes\[0\]: corrupt or truncated"),
+        ([good, too_large], r"image_bytes\[1\]: image too large \(from the file header\).*\[600 700\]"),
+        ([good, b"junk", b""], r"image_bytes\[2\]: empty image bytes"),  # checked in order: empty first
+    ]
+    for request, message in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            serve(image_bytes=tf.constant(request, tf.string))
+    out = serve(image_bytes=tf.constant([good, good]))
+    assert [Image.open(io.BytesIO(b)).size for b in out["colorized_bytes"].numpy()] == [(80, 50)] * 2
+
+
+def _oriented_jpegs(folder):
+    """One real JPEG per EXIF orientation 1..8 (Pillow-written), of a picture with no symmetry."""
+    rng = np.random.default_rng(3)
+    small = rng.uniform(0, 255, (5, 7, 3)).astype(np.uint8)
+    small[0, 0] = (255, 255, 255)  # a bright top-left corner
+    small[-1, -1] = (0, 0, 0)
+    picture = Image.fromarray(small).resize((140, 100), Image.NEAREST)
+    paths = []
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = folder / f"o{orientation}.jpg"
+        picture.save(path, "JPEG", quality=95, exif=exif.tobytes())
+        paths.append(path)
+    return paths
+
+
+def test_exif_orientation_matches_cli(model, exported, tmp_path):
+    from keras_colorize import images
+
+    paths = _oriented_jpegs(tmp_path)
+    np.save(tmp_path / "request.npy", np.array([p.read_bytes() for p in paths], dtype=object))
+    done = _cli_run(exported, tmp_path / "request.npy", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = np.load(tmp_path / "out" / "colorized_bytes.npy", allow_pickle=True)
+    cli = inference.Colorizer(model)
+    for orientation, path, encoded in zip(range(1, 9), paths, served):
+        ours = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB")).astype(int)
+        (reference, _), = cli.colorize_pictures([images.read_image(path)])  # what the colorize CLI writes
+        assert ours.shape == reference.shape, orientation
+        assert ours.shape[:2] == ((100, 140) if orientation <= 4 else (140, 100)), orientation
+        # TF's and Pillow's JPEG decoders differ by a few levels at the sharp block edges: mean ~5.
+        assert np.abs(ours - reference.astype(int)).mean() < 8, orientation
+        if orientation != 1:  # the picture tells orientations apart: the raw (unrotated) pixels differ a lot
+            raw = np.asarray(Image.open(path).convert("RGB")).astype(int)
+            assert raw.shape != ours.shape or np.abs(ours - raw).mean() > 20, orientation
+
+
+def test_exif_orientation_parser_never_fails_on_junk():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "JPEG", exif=exif.tobytes())
+    data = buffer.getvalue()
+    assert int(image_ops.exif_orientation(data)) == 6
+    for junk in (b"", b"\xff\xd8", b"\xff\xd8\xff\xe1\xff\xff", data[:40], b"\x89PNG\r\n\x1a\n" + b"\0" * 30,
+                 data.replace(b"MM\x00*", b"XX\x00*").replace(b"II*\x00", b"XX*\x00")):
+        assert int(image_ops.exif_orientation(junk)) == 1, junk[:50]
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_killed_exporter_staging_is_cleaned_up(model, tmp_path):
+    import signal
+    import time
+
+    base = tmp_path / "models" / "colorizer"
+    command = [sys.executable, str(REPO / "export" / "export_saved_model.py"), "--preset=tiny", f"--output={base}",
+               "--version=7"]
+    exporter = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    staging = []
+    while time.time() < deadline and exporter.poll() is None:
+        staging = [p for p in base.glob(".tmp-7-*") if p.is_dir()] if base.is_dir() else []
+        if staging:
+            break
+        time.sleep(0.02)
+    assert staging, "the exporter never created its staging folder"
+    os.kill(exporter.pid, signal.SIGKILL)
+    exporter.wait()
+    assert staging[0].name.startswith(f".tmp-7-{exporter.pid}-") and staging[0].is_dir()
+    assert not (base / "7").exists()
+
+    live = base / f".tmp-9-{os.getpid()}-concurrent"  # a live exporter's work (this test process)
+    live.mkdir()
+    dead = _dead_pid()
+    retired = base / f".old-5-{dead}-abc"  # a killed overwrite: version 5 was moved away, not yet replaced
+    (retired / "model").mkdir(parents=True)
+    (retired / "model" / "saved_model.pb").write_bytes(b"version 5")
+    path = saved_model.export_saved_model(model, base, 7)
+    assert sorted(p.name for p in base.iterdir()) == sorted(["5", "7", live.name])
+    assert (base / "5" / "saved_model.pb").read_bytes() == b"version 5"
+    assert (path / "saved_model.pb").is_file()

@@ -211,3 +211,53 @@ def test_twelve_megapixel_in_bounded_memory(tiny_model_path, tmp_path):
     assert rss_gb < 3.0, f"peak RSS {rss_gb:.2f} GB"
     with Image.open(tmp_path / "out" / "big.jpg") as out:
         assert out.size == (4000, 3000) and out.mode == "RGB"
+
+
+@pytest.fixture()
+def bundled(tiny_model_path, tmp_path, monkeypatch):
+    """A package folder holding the tiny model as the bundled ``scenes`` model."""
+    from keras_colorize import pretrained
+
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    monkeypatch.setattr(pretrained, "_HERE", folder)
+    return folder
+
+
+def test_bundled_name_is_resolved_or_clearly_missing(tiny_model_path, bundled):
+    from keras_colorize import pretrained
+
+    for make in (lambda: inference.load_predictor("scenes"), lambda: inference.Colorizer("scenes"),
+                 lambda: inference.Colorizer.from_path("scenes")):
+        with pytest.raises(ValueError, match="the bundled model 'scenes' is missing from this installation"):
+            make()
+    (bundled / "scenes.keras").write_bytes(tiny_model_path.read_bytes())
+    assert pretrained.resolve("scenes") == str(bundled / "scenes.keras")
+    assert pretrained.resolve(str(tiny_model_path)) == str(tiny_model_path)
+    colorizer = inference.Colorizer("scenes", batch_size=2)
+    assert colorizer.image_size == 64 and inference.Colorizer.from_path("scenes").image_size == 64
+    gray = np.full((30, 40), 120, np.uint8)
+    assert colorizer.colorize(gray).shape == (30, 40, 3)
+
+
+def test_colorize_cli_uses_the_bundled_default(tiny_model_path, tmp_path):
+    """No --model: the bundled default (here the tiny model placed as the package's scenes.keras)."""
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(np.full((20, 30), 90, np.uint8)).save(source / "a.png")
+    script = ("import pathlib, sys\n"
+              "from keras_colorize import colorize, pretrained\n"
+              "pretrained._HERE = pathlib.Path(sys.argv[1])\n"
+              "sys.argv = ['kc-colorize', '--input', sys.argv[2], '--output', sys.argv[3], '--noprogress']\n"
+              "colorize.run()\n")
+    args = [sys.executable, "-c", script, str(folder), str(source), str(tmp_path / "out")]
+    missing = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "kc-colorize: error: the bundled model 'scenes' is missing" in missing.stderr
+    (folder / "scenes.keras").write_bytes(tiny_model_path.read_bytes())
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "a.png").is_file()
+    json_report = (tmp_path / "out" / "colorize_report.json").read_text()
+    assert '"model": "scenes"' in json_report

@@ -487,6 +487,10 @@ def test_cli_reports_bad_arguments_clearly(tmp_path):
         (["--real", str(tmp_path / "nope"), "--model", f"m={folders['m']}"], "--real: folder .*nope.* does not exist"),
         (["--real", str(folders["real"]), "--model", "m"], "--model must be NAME=DIR"),
         (["--real", str(folders["real"]), "--model", f"m={tmp_path / 'gone'}"], "--model m: folder"),
+        (["--real", str(folders["real"]), "--model", f"m={folders['m']}", "--read_timeout=0"],
+         "--read_timeout must be a number of seconds"),
+        (["--real", str(folders["real"]), "--model", f"m={folders['m']}", "--max_connections=0"],
+         "--max_connections must be an integer"),
     ]
     for args, pattern in cases:
         result = _cli("serve", *args, *common)

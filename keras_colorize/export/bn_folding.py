@@ -20,6 +20,14 @@ activation, called once, whose output feeds nothing but the BatchNormalization
 (normalizing the last axis). Nested Functional/Sequential models are folded
 recursively. The original model is not modified.
 
+``compute_dtype="float32"`` also rebuilds every layer under the float32
+policy. A model trained under ``mixed_bfloat16`` keeps that policy in its
+saved layer configs; its graph then holds bfloat16 convolutions and matmuls,
+which the TFLite converter cannot translate (``'tf.ConcatV2' op is neither a
+custom op nor a flex op``), and folded kernels stored as bfloat16 would be
+off by up to 0.19 in a*b* on the trained scenes model. Exporters want the
+float32 network (its variables are float32 anyway).
+
 Example:
   >>> folded, pairs = fold_batch_norms(model)
   >>> len(pairs)  # e.g. 40 (conv, bn) name pairs in the full colorizer
@@ -122,6 +130,12 @@ def _fold_weights(producer, bn):
     return kernel.astype(dtype), bias.astype(dtype)
 
 
+def _with_dtype(config, compute_dtype):
+    if compute_dtype is not None and "dtype" in config:
+        config = dict(config, dtype=compute_dtype)
+    return config
+
+
 def _all_layers(model):
     """name -> layer over ``model`` and its nested models (names are unique per model)."""
     layers = {}
@@ -132,11 +146,14 @@ def _all_layers(model):
     return layers
 
 
-def fold_batch_norms(model):
+def fold_batch_norms(model, compute_dtype=None):
     """A copy of ``model`` with every foldable (conv/Dense, BatchNormalization) pair merged.
 
     Args:
       model: a Functional (or Sequential) Keras model; nested ones are handled.
+      compute_dtype: None keeps each layer's dtype policy; ``"float32"``
+        rebuilds every layer under that policy (for export of a
+        mixed-precision model).
 
     Returns:
       ``(folded_model, pairs)``: the new model (same inputs and output
@@ -144,11 +161,27 @@ def fold_batch_norms(model):
       bias) and the list of folded ``(producer_name, bn_name)`` pairs.
     """
     pairs = find_foldable_pairs(model)
+    return _clone(model, pairs, compute_dtype), pairs
+
+
+def as_float32(model):
+    """A copy of ``model`` with the same weights and every layer under the float32 policy (no folding).
+
+    The reference an exported float32 network is compared with: a model
+    trained under ``mixed_bfloat16`` computes its convolutions in bfloat16
+    when loaded, which is not what the exported files compute.
+    """
+    return _clone(model, [], "float32")
+
+
+def _clone(model, pairs, compute_dtype):
     producers = {p: b for p, b in pairs}
     folded_bns = {b for _, b in pairs}
+    if compute_dtype not in (None, "float32"):
+        raise ValueError(f"compute_dtype must be None or 'float32', got {compute_dtype!r}")
 
     def clone_layer(layer):
-        config = layer.get_config()
+        config = _with_dtype(layer.get_config(), compute_dtype)
         if layer.name in producers:
             config = dict(config, use_bias=True)
         return layer.__class__.from_config(config)
@@ -159,6 +192,10 @@ def fold_batch_norms(model):
         return layer(*args, **kwargs)
 
     folded = keras.models.clone_model(model, clone_function=clone_layer, call_function=call_layer, recursive=True)
+    wrong = [layer.name for layer in folded._flatten_layers(recursive=True)  # noqa: SLF001
+             if compute_dtype is not None and layer.dtype_policy.name != compute_dtype]
+    if wrong:
+        raise ValueError(f"could not rebuild layers {wrong[:5]} under compute_dtype={compute_dtype!r}")
     original = _all_layers(model)
     for name, layer in _all_layers(folded).items():
         if isinstance(layer, keras.Model) or not layer.weights:
@@ -169,4 +206,4 @@ def fold_batch_norms(model):
             layer.set_weights([kernel, bias])
         else:
             layer.set_weights([keras.ops.convert_to_numpy(w) for w in source.weights])
-    return folded, pairs
+    return folded

@@ -22,17 +22,24 @@ from keras_colorize.export import tflite as tflite_lib
 
 
 def load_model(model_path="", preset="paper"):
-    """``(model, description)``: a ``.keras`` file, or the preset's untrained network if no path."""
+    """``(model, description)``: a bundled model name or ``.keras`` file, or the preset's untrained network.
+
+    ``model_path`` may be a bundled model name (``"scenes"``,
+    :mod:`keras_colorize.pretrained`), looked up before any file of that name.
+    """
     import keras  # noqa: PLC0415
 
     import keras_colorize.models as models  # noqa: PLC0415 - registers the custom layers
+    from keras_colorize import pretrained  # noqa: PLC0415
 
     if model_path:
-        path = pathlib.Path(model_path)
+        bundled = pretrained.is_name(model_path)
+        path = pathlib.Path(pretrained.resolve(model_path))  # ValueError if a bundled model is not installed
         if not path.is_file() or path.suffix != ".keras":
-            raise ValueError(f"model must be an existing .keras file, got {model_path!r}")
+            raise ValueError(f"model must be a bundled model name ({', '.join(pretrained.NAMES)}) or an existing "
+                             f".keras file, got {model_path!r}")
         model = keras.saving.load_model(str(path), compile=False)
-        return model, f"trained model {path}"
+        return model, (f"bundled model {model_path!r} ({path})" if bundled else f"trained model {path}")
     if preset not in models.preset_names():
         raise ValueError(f"preset must be one of {models.preset_names()}, got {preset!r}")
     keras.utils.set_random_seed(0)
@@ -45,7 +52,10 @@ def read_class_names(path):
         return None
     from keras_colorize.data import places365  # noqa: PLC0415
 
-    return tuple(places365.read_class_list(path))
+    try:
+        return tuple(places365.read_class_list(path))
+    except ValueError as e:
+        raise ValueError(f"class_names={str(path)!r}: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +78,20 @@ def export_saved_model(config, model=None):
 
     Arguments are checked (version, existing folder, format, class list) before the model is loaded.
     """
+    from keras_colorize import pretrained  # noqa: PLC0415
+
+    if not config.output:
+        raise ValueError("output is required (the model's base folder, <base>/<model_name>)")
+    saved_model_lib.remove_stale_staging(config.output)  # debris of killed exports (dead pids only)
     saved_model_lib.check_target(config.output, config.version, config.overwrite)
+    class_names_file = config.class_names_file
+    if not class_names_file and model is None and pretrained.is_name(config.model_path):
+        class_names_file = str(pretrained.classes_path(config.model_path))  # a bundled model brings its classes
     serving = saved_model_lib.ServingConfig(
         output_format=config.output_format,
         jpeg_quality=config.jpeg_quality,
         max_pixels=config.max_pixels,
-        class_names=read_class_names(config.class_names_file),
+        class_names=read_class_names(class_names_file),
     )
     serving.validate(num_classes=len(serving.class_names) if serving.class_names else None)
     if model is None:

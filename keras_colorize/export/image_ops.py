@@ -79,12 +79,13 @@ def _assert_pixels(height, width, max_pixels, what):
     )
 
 
-def decode_rgb(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
-    """Encoded image (scalar string) -> uint8 RGB ``(H, W, 3)``.
+def decode_rgb(image_bytes, max_pixels=DEFAULT_MAX_PIXELS, apply_exif_orientation=True):
+    """Encoded image (scalar string) -> uint8 RGB ``(H, W, 3)``, upright.
 
     Raises (as ``InvalidArgumentError`` at run time): empty bytes, bytes that
     are not a decodable image, images with more than ``max_pixels`` pixels.
-    Animated GIFs give their first frame.
+    Animated GIFs give their first frame. A JPEG's EXIF Orientation is applied
+    (:func:`exif_orientation`), as the colorize CLI does with Pillow.
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     not_empty = tf.debugging.assert_greater(
@@ -94,13 +95,201 @@ def decode_rgb(image_bytes, max_pixels=DEFAULT_MAX_PIXELS):
         height, width = header_size(image_bytes)
         header_ok = _assert_pixels(height, width, max_pixels, "from the file header")
     with tf.control_dependencies([header_ok]):
-        image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
-    image.set_shape([None, None, 3])
+        image = _decode_upright(image_bytes, apply_exif_orientation)
     shape = tf.shape(image)
     decoded_ok = _assert_pixels(shape[0], shape[1], max_pixels, "decoded")
     nonempty_ok = tf.debugging.assert_greater(shape[0] * shape[1], 0, message="image has no pixels")
     with tf.control_dependencies([decoded_ok, nonempty_ok]):
         return tf.identity(image)
+
+
+def _decode_upright(image_bytes, apply_exif_orientation=True):
+    image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    if apply_exif_orientation:
+        image = orient(image, exif_orientation(image_bytes))
+    return image
+
+
+# ---------------------------------------------------------------------------
+# EXIF orientation, read from the JPEG bytes with tensor ops (no Python in the graph)
+# ---------------------------------------------------------------------------
+
+# Exif lives in an APP1 segment before the image data; APP segments are at most
+# 64 KB each, and cameras put Exif first. Scanning the first 256 KB finds it
+# behind an APP0 (JFIF) and a few ICC/XMP segments.
+_EXIF_SCAN_BYTES = 1 << 18
+_MAX_SEGMENTS = 64
+_MAX_IFD_ENTRIES = 256
+_EXIF_HEADER = (0x45, 0x78, 0x69, 0x66, 0x00, 0x00)  # b"Exif\0\0"
+ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(image_bytes):
+    """EXIF Orientation (int32 in 1..8) of a JPEG's APP1 Exif segment; 1 when absent, invalid or not a JPEG.
+
+    Walks the JPEG marker segments up to the start of scan, finds ``APP1``
+    with the ``Exif\\0\\0`` header, and reads tag 0x0112 of IFD0 in the TIFF
+    byte order it declares. Malformed data gives 1, never an error.
+    """
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    raw = tf.io.decode_raw(tf.strings.substr(image_bytes, 0, _EXIF_SCAN_BYTES), tf.uint8)
+    data = tf.concat([tf.cast(raw, tf.int64), tf.zeros([1], tf.int64)], axis=0)  # never empty: gather stays valid
+    size = tf.cast(tf.shape(raw)[0], tf.int64)
+
+    def byte(i):
+        i = tf.cast(i, tf.int64)
+        inside = tf.logical_and(i >= 0, i < size)
+        return tf.where(inside, tf.gather(data, tf.clip_by_value(i, 0, size)), tf.zeros_like(i))
+
+    def u16(i, little):
+        a, b = byte(i), byte(i + 1)
+        return tf.where(little, b * 256 + a, a * 256 + b)
+
+    def u32(i, little):
+        return tf.where(little, u16(i + 2, little) * 65536 + u16(i, little), u16(i, little) * 65536 + u16(i + 2, little))
+
+    big_endian = tf.constant(False)
+    exif_header = tf.constant(_EXIF_HEADER, tf.int64)
+
+    def more(pos, found, steps):
+        return tf.logical_and(tf.logical_and(found < 0, steps < _MAX_SEGMENTS),
+                              tf.logical_and(pos + 4 <= size, tf.equal(byte(pos), 0xFF)))
+
+    def step(pos, found, steps):
+        marker = byte(pos + 1)
+        length = u16(pos + 2, big_endian)
+        is_exif = tf.logical_and(tf.equal(marker, 0xE1),
+                                 tf.reduce_all(tf.equal(byte(pos + 4 + tf.range(6, dtype=tf.int64)), exif_header)))
+        stop = tf.logical_or(tf.logical_or(tf.equal(marker, 0xDA), tf.equal(marker, 0xD9)), length < 2)
+        found = tf.where(is_exif, pos + 10, found)
+        steps = tf.where(stop, tf.constant(_MAX_SEGMENTS), steps + 1)
+        return pos + 2 + length, found, steps
+
+    is_jpeg = tf.logical_and(tf.equal(byte(0), 0xFF), tf.equal(byte(1), 0xD8))
+    _, tiff, _ = tf.while_loop(
+        more, step,
+        (tf.constant(2, tf.int64), tf.where(is_jpeg, tf.constant(-1, tf.int64), tf.constant(-2, tf.int64)),
+         tf.constant(0)))
+    little = tf.logical_and(tf.equal(byte(tiff), 0x49), tf.equal(byte(tiff + 1), 0x49))  # "II"
+    big = tf.logical_and(tf.equal(byte(tiff), 0x4D), tf.equal(byte(tiff + 1), 0x4D))  # "MM"
+    ifd = tiff + u32(tiff + 4, little)
+    count = tf.minimum(u16(ifd, little), _MAX_IFD_ENTRIES)
+    entries = ifd + 2 + 12 * tf.range(count, dtype=tf.int64)
+    match = tf.equal(u16(entries, little), ORIENTATION_TAG)
+    value = tf.reduce_max(tf.concat([tf.where(match, u16(entries + 8, little), tf.zeros_like(entries)), [0]], 0))
+    valid = tf.logical_and(tf.logical_and(tiff >= 0, tf.logical_or(little, big)),
+                           tf.logical_and(value >= 1, value <= 8))
+    return tf.cast(tf.where(valid, value, 1), tf.int32)
+
+
+def orient(image, orientation):
+    """Turns an ``(H, W, C)`` image upright for an EXIF Orientation 1..8 (what Pillow's ``exif_transpose`` does)."""
+
+    def transpose():
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.reverse(image, [1]),  # 2: mirrored left-right
+        lambda: tf.image.rot90(image, 2),  # 3: upside down
+        lambda: tf.reverse(image, [0]),  # 4: mirrored top-bottom
+        transpose,  # 5: transposed
+        lambda: tf.image.rot90(image, 3),  # 6: needs 90 degrees clockwise
+        lambda: tf.image.rot90(transpose(), 2),  # 7: transversed
+        lambda: tf.image.rot90(image, 1),  # 8: needs 90 degrees counter-clockwise
+    ]
+    upright = tf.switch_case(tf.clip_by_value(tf.cast(orientation, tf.int32), 1, 8) - 1, branches)
+    upright.set_shape([None, None, image.shape[-1]])
+    return upright
+
+
+# ---------------------------------------------------------------------------
+# A request batch: every image checked, the first bad one named by its index
+# ---------------------------------------------------------------------------
+
+
+def _format_known(image_bytes):
+    """True for the formats ``tf.io.decode_image`` reads (JPEG, PNG, GIF, BMP, WebP), by their magic bytes."""
+    head = lambda n: tf.strings.substr(image_bytes, 0, n)  # noqa: E731 - substr clips at the end
+    return tf.reduce_any(tf.stack([
+        tf.io.is_jpeg(image_bytes),
+        tf.equal(head(8), _PNG_SIGNATURE),
+        tf.equal(head(4), b"GIF8"),
+        tf.equal(head(2), b"BM"),
+        tf.logical_and(tf.equal(head(4), b"RIFF"),
+                       tf.equal(tf.strings.substr(head(12), tf.minimum(8, tf.strings.length(head(12))), 4), b"WEBP")),
+    ]))
+
+
+def _assert_each(ok, message, *details):
+    """Fails with ``"<key>[i]: <message>"`` for the first ``i`` where ``ok`` is False."""
+    first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
+    parts = [tf.strings.join([INPUT_KEY, "[", tf.strings.as_string(first), "]: ", message])]
+    parts += [tf.gather(d, first) for d in details]
+    return tf.debugging.Assert(tf.reduce_all(ok), parts)
+
+
+INPUT_KEY = "image_bytes"
+
+
+def model_inputs(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS):
+    """A request's encoded images ``(N,)`` -> model inputs ``(N, S, S, 1)``, every image checked.
+
+    The request fails (``InvalidArgumentError``, as TF Serving answers a bad
+    batch) if any image is bad, with a message naming the first bad one:
+    ``image_bytes[1]: empty image bytes``, ``... Unknown image file format``,
+    ``... image too large``, ``... corrupt or truncated image data``.
+
+    Decoder failures are caught per image by ``tf.data``'s ``ignore_errors``
+    (the only in-graph way to learn which element a failing op was working on);
+    pixel limits are checked from the header before any decode.
+    """
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    count = tf.size(image_bytes)
+    has_images = tf.debugging.Assert(count > 0, ["the request has no images"])
+    with tf.control_dependencies([has_images]):
+        not_empty = _assert_each(tf.strings.length(image_bytes) > 0, "empty image bytes in the request")
+    with tf.control_dependencies([not_empty]):
+        known = tf.map_fn(_format_known, image_bytes, fn_output_signature=tf.bool)
+    format_ok = _assert_each(known, "Unknown image file format (not JPEG, PNG, GIF, BMP or WebP)")
+
+    def prepare(index, one):
+        height, width = header_size(one)
+        fits = height * width <= max_pixels
+
+        def decode():
+            image = _decode_upright(one)
+            shape = tf.cast(tf.shape(image), tf.int64)
+            return model_input(color.rgb_to_l(image), image_size), shape[0], shape[1]
+
+        def refuse():
+            return tf.zeros([image_size, image_size, 1]), tf.constant(0, tf.int64), tf.constant(0, tf.int64)
+
+        inputs, decoded_height, decoded_width = tf.cond(fits, decode, refuse)
+        return index, tf.stack([height, width]), tf.stack([decoded_height, decoded_width]), inputs
+
+    with tf.control_dependencies([format_ok]):
+        indices = tf.range(count)
+    decoded = tf.data.Dataset.from_tensor_slices((indices, image_bytes)).map(prepare).ignore_errors()
+    sentinel = tf.data.Dataset.from_tensors(
+        (tf.constant(-1), tf.zeros([2], tf.int64), tf.zeros([2], tf.int64), tf.zeros([image_size, image_size, 1])))
+    done, header, pixels, inputs = decoded.concatenate(sentinel).batch(2**31 - 1).get_single_element()
+    done, header, pixels, inputs = done[:-1], header[:-1], pixels[:-1], inputs[:-1]
+    decoded_ok = tf.scatter_nd(done[:, None], tf.ones_like(done, tf.int32), [count]) > 0
+    checks = [_assert_each(decoded_ok, "corrupt or truncated image data (the decoder refused it)")]
+    position = tf.scatter_nd(done[:, None], tf.range(tf.size(done)), [count])  # image i -> its row
+    header = tf.gather(header, position)
+    pixels = tf.gather(pixels, position)
+    with tf.control_dependencies(checks):
+        limit = tf.constant(max_pixels, tf.int64)
+        too_big = "image too large ({}): more than max_pixels=" + str(max_pixels) + " pixels; height, width ="
+        checks.append(_assert_each(header[:, 0] * header[:, 1] <= limit, too_big.format("from the file header"),
+                                   header))
+        checks.append(_assert_each(pixels[:, 0] * pixels[:, 1] <= limit, too_big.format("decoded"), pixels))
+        checks.append(_assert_each(pixels[:, 0] * pixels[:, 1] > 0, "image has no pixels"))
+    with tf.control_dependencies(checks):
+        return tf.identity(tf.gather(inputs, position))
 
 
 def model_input(lightness, image_size):

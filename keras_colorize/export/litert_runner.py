@@ -11,6 +11,12 @@ Command line::
 
     python -m keras_colorize.export.litert_runner --model=models/tflite/colorizer_dynamic_int8.tflite \\
         --input=scan.jpg --output=scan_color.jpg        # several: --input=a.jpg,b.png --output=out_dir
+    python -m keras_colorize.export.litert_runner --model=scenes --input=scan.jpg --output=scan_color.jpg
+
+A bundled model name (:mod:`keras_colorize.pretrained`) is converted once to
+float32 TFLite into the cache folder (``$KERAS_COLORIZE_CACHE``, default
+``~/.cache/keras_colorize``), keyed by the ``.keras`` file's SHA-256, and the
+cached file is run from then on (:func:`tflite_for`).
 
 Python::
 
@@ -23,12 +29,64 @@ Every variant of :mod:`keras_colorize.export.tflite` takes and returns float32
 the scale and zero point stored in the file.
 """
 
+import hashlib
+import os
 import pathlib
 
 import numpy as np
 
 from keras_colorize import images
 from keras_colorize import inference
+from keras_colorize import pretrained
+
+CACHE_ENV = "KERAS_COLORIZE_CACHE"
+
+
+def cache_dir():
+    """Where converted bundled models are kept: ``$KERAS_COLORIZE_CACHE`` or ``~/.cache/keras_colorize``."""
+    return pathlib.Path(os.environ.get(CACHE_ENV) or pathlib.Path.home() / ".cache" / "keras_colorize")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tflite_for(model, progress=print):
+    """The ``.tflite`` file to run for ``model``: a ``.tflite`` path as it is, or a bundled name's cached conversion.
+
+    A bundled model (``"scenes"``) is converted to float32 TFLite with
+    :func:`keras_colorize.export.tflite.convert_variants` the first time, into
+    ``<cache_dir>/tflite/<name>-<sha256 of the .keras file>_float32.tflite``
+    (written atomically, so a killed conversion leaves no file a later run
+    would trust); a changed model file gets a new key.
+
+    Raises:
+      ValueError: ``model`` is neither a bundled name nor a ``.tflite`` file.
+    """
+    if not pretrained.is_name(model):
+        path = pathlib.Path(model)
+        if path.suffix != ".tflite" or not path.is_file():
+            raise ValueError(f"model must be a .tflite file or a bundled model name ({', '.join(pretrained.NAMES)}), "
+                             f"got {model!r}")
+        return path
+    keras_file = pretrained.path_of(model)  # ValueError if this installation lacks it
+    from keras_colorize.export import tflite as tflite_lib  # noqa: PLC0415 - TensorFlow only when converting
+
+    stem = f"{model}-{_sha256(keras_file)}"
+    folder = cache_dir() / "tflite"
+    cached = tflite_lib.variant_path(folder, "float32", stem)
+    if cached.is_file():
+        return cached
+    from keras_colorize.export import export_lib  # noqa: PLC0415
+
+    progress(f"converting the bundled model {model!r} to TFLite once, into {cached}")
+    loaded, _ = export_lib.load_model(str(keras_file))
+    converted = tflite_lib.convert_variants(loaded, folder, ("float32",), name=stem, overwrite=True)
+    return converted.paths["float32"]
 
 
 def _quantize(x, detail):
@@ -128,7 +186,7 @@ def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, p
     """Colorizes image files with a ``.tflite`` model; writes each atomically.
 
     Args:
-      model_path: ``.tflite`` file.
+      model_path: ``.tflite`` file, or a bundled model name (converted once, see :func:`tflite_for`).
       inputs: list of image paths.
       output: a file path (one input) or a folder (any number of inputs;
         files keep their names and formats).
@@ -152,7 +210,8 @@ def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, p
             raise ValueError(f"output {str(target)!r} would overwrite an input file")
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
-    colorizer = LiteRTColorizer(model_path, num_threads=num_threads)
+    colorizer = LiteRTColorizer(tflite_for(model_path, print if progress else (lambda message: None)),
+                                num_threads=num_threads)
     from tqdm import tqdm  # noqa: PLC0415
 
     written = []
@@ -168,7 +227,8 @@ def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, p
 def _define_flags():
     from absl import flags  # noqa: PLC0415
 
-    flags.DEFINE_string("model", None, ".tflite file from export/export_tflite.py.")
+    flags.DEFINE_string("model", None, ".tflite file from export/export_tflite.py, or "
+                        f"{pretrained.MODEL_HELP.replace(', or a path', '')} (converted once to float32 TFLite).")
     flags.DEFINE_list("input", None, "Image file(s), comma-separated.")
     flags.DEFINE_string("output", None, "Output file (one input) or folder (outputs keep the input names).")
     flags.DEFINE_integer("num_threads", 2, "LiteRT CPU threads.")
@@ -178,21 +238,27 @@ def _define_flags():
 
 def main(argv):
     """``python -m keras_colorize.export.litert_runner --model=... --input=... --output=...``."""
-    del argv
+    from absl import app  # noqa: PLC0415
     from absl import flags  # noqa: PLC0415
 
+    from keras_colorize import cli  # noqa: PLC0415
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     flag_values = flags.FLAGS
     try:
         written = colorize_files(flag_values.model, flag_values.input, flag_values.output, flag_values.num_threads,
                                  flag_values.overwrite)
-    except (ValueError, FileExistsError) as e:
-        raise SystemExit(f"litert_runner: error: {e}") from e
+    except images.ImageReadError as e:  # an input that is not a readable image: the run failed (status 1)
+        raise SystemExit(f"litert_runner: error: {e}") from None
+    except (ValueError, FileExistsError) as e:  # bad arguments or configuration: exit status 2, one line
+        cli.fail("litert_runner", e)
     for path in written:
         print(path)
 
 
 if __name__ == "__main__":
-    from absl import app  # noqa: PLC0415
+    from keras_colorize import cli
 
     _define_flags()  # only when run as a program: importing this module defines no flags
-    app.run(main)
+    cli.run(main, "litert_runner")  # unparsable or missing flags: one line, exit status 2

@@ -24,7 +24,9 @@ Signatures (names, dtypes and shapes are an API: clients and tests use them):
 
 Bad requests (bytes that are not an image, an empty string, an empty batch, an
 image over ``max_pixels``) fail the request with ``INVALID_ARGUMENT``; the
-server keeps running.
+server keeps running. One bad image fails the whole batch (TF Serving's
+semantics), and the message names it by index: ``image_bytes[1]: ...``.
+JPEGs are turned upright by their EXIF Orientation, as the colorize CLI does.
 
 Example:
   >>> model = build_colorizer(get_preset("tiny"))
@@ -36,6 +38,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 from typing import Optional, Sequence
@@ -44,6 +47,7 @@ import keras
 import tensorflow as tf
 
 from keras_colorize import color
+from keras_colorize import model_contract
 from keras_colorize.export import bn_folding
 from keras_colorize.export import image_ops
 
@@ -82,17 +86,16 @@ class ServingConfig:
 
 
 def model_geometry(model):
-    """(image_size, num_classes or None) of a colorizer, checked against the model contract."""
-    if len(model.inputs) != 1:
-        raise ValueError(f"model must have one input (L), got {len(model.inputs)}")
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[1] != shape[2]:
-        raise ValueError(f"model input must be (batch, S, S, 1) with a fixed S, got {shape}")
-    outputs = model.output
-    if not isinstance(outputs, dict) or "ab" not in outputs:
-        raise ValueError(f"model outputs must be a dict with 'ab' (and optionally 'class'), got {type(outputs).__name__}")
-    num_classes = int(outputs["class"].shape[-1]) if "class" in outputs else None
-    return int(shape[1]), num_classes
+    """(image_size, num_classes or None) of a colorizer, checked against the model contract.
+
+    The shared check (:func:`keras_colorize.model_contract.check_model_contract`),
+    plus what the signatures here need: the a*b* output under the key ``"ab"``.
+    """
+    contract = model_contract.check_model_contract(model)  # ValueError naming what does not fit
+    if contract.ab_key != "ab":
+        raise ValueError("model outputs must be a dict with 'ab' (and optionally 'class') to be exported, got "
+                         f"{'a single output' if contract.ab_key is None else repr(contract.ab_key)}")
+    return contract.image_size, contract.num_classes
 
 
 def _tensor_fn(model):
@@ -113,10 +116,6 @@ def _image_fn(model, image_size, config):
     max_pixels = int(config.max_pixels)
     names = None if config.class_names is None else tf.constant(list(config.class_names), tf.string)
 
-    def prepare(image_bytes):
-        rgb = image_ops.decode_rgb(image_bytes, max_pixels)
-        return image_ops.model_input(color.rgb_to_l(rgb), image_size)
-
     def finish(args):
         image_bytes, ab_target = args
         rgb = image_ops.decode_rgb(image_bytes, max_pixels)
@@ -124,12 +123,9 @@ def _image_fn(model, image_size, config):
         return image_ops.encode(merged, config.output_format, config.jpeg_quality)
 
     def serving_default(image_bytes):
-        not_empty = tf.debugging.assert_greater(tf.size(image_bytes), 0, message="the request has no images")
-        with tf.control_dependencies([not_empty]):
-            image_bytes = tf.identity(image_bytes)
-        inputs = tf.map_fn(
-            prepare, image_bytes, fn_output_signature=tf.TensorSpec([image_size, image_size, 1], tf.float32)
-        )
+        # Every image is checked before the model runs; a bad one fails the whole request (TF Serving's
+        # semantics for a batch) with INVALID_ARGUMENT naming it: "image_bytes[1]: ...".
+        inputs = image_ops.model_inputs(image_bytes, image_size, max_pixels)
         outputs = model(inputs, training=False)
         ab = tf.cast(outputs["ab"], tf.float32)
         result = {
@@ -252,12 +248,56 @@ def check_target(output, version, overwrite=False):
     return target
 
 
+# Staging folders: ".tmp-<version>-<pid>-<random>" (the export being written) and
+# ".old-<version>-<pid>-<random>" (the replaced version, during an overwrite).
+# The pid names the exporter, so a later export can tell a dead one's debris
+# from a concurrent live export's work.
+_STAGING_RE = re.compile(r"^\.(tmp|old)-(\d+)-(\d+)-")
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(output):
+    """Removes the staging folders that killed exporters left in ``output``; returns their names.
+
+    Folders of live processes (a concurrent export) are kept. A dead
+    exporter's ``.old-<version>-*`` (a replaced version caught between the
+    two renames of an overwrite) is moved back to ``<output>/<version>`` when
+    that version is missing, so nothing is lost.
+    """
+    output = pathlib.Path(output)
+    removed = []
+    if not output.is_dir():
+        return removed
+    for entry in sorted(output.iterdir()):
+        match = _STAGING_RE.match(entry.name)
+        if not match or not entry.is_dir() or _pid_alive(int(match.group(3))):
+            continue
+        target = output / match.group(2)
+        if match.group(1) == "old" and (entry / "model").is_dir() and not target.exists():
+            os.replace(entry / "model", target)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
+
+
 def export_saved_model(model, output, version, config=None, overwrite=False, fold_batch_norm=True):
     """Write the serving SavedModel to ``<output>/<version>/``, atomically.
 
     The SavedModel is written into a temporary folder inside ``output`` (a name
     TF Serving ignores, as it is not a number) and renamed into place only when
-    complete, so a watching server never sees half a model.
+    complete, so a watching server never sees half a model. Staging folders
+    left by killed exporters are removed first (:func:`remove_stale_staging`).
 
     Args:
       model: the colorizer (a Keras model following the model contract).
@@ -274,19 +314,20 @@ def export_saved_model(model, output, version, config=None, overwrite=False, fol
     Returns:
       ``pathlib.Path`` of the written version folder.
     """
+    remove_stale_staging(output)  # first: it may move back a version a killed overwrite had taken away
     target = check_target(output, version, overwrite)
     number = int(target.name)
     output = target.parent
     served = bn_folding.fold_batch_norms(model)[0] if fold_batch_norm else model
     archive = build_export_archive(served, config)
     output.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{number}-", dir=output))
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{number}-{os.getpid()}-", dir=output))
     try:
         archive.write_out(str(staging / "model"), verbose=False)
         _write_metadata(staging / "model", model, config or ServingConfig())
         _write_warmup(staging / "model")
         if target.exists():
-            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{number}-", dir=output))
+            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{number}-{os.getpid()}-", dir=output))
             os.replace(target, retired / "model")
             os.replace(staging / "model", target)
             shutil.rmtree(retired, ignore_errors=True)

@@ -160,6 +160,8 @@ def colorize_files(inputs, output_dir, protocol="rest", server=None, model_name=
         raise ValueError(f"protocol must be 'rest' or 'grpc', got {protocol!r}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if not output_dir:
+        raise ValueError("output_dir is required")
     inputs = [pathlib.Path(p) for p in inputs]
     missing = [str(p) for p in inputs if not p.is_file()]
     if not inputs or missing:
@@ -202,16 +204,24 @@ def _define_flags():
 
 
 def main(argv):
-    """``python -m keras_colorize.export.serving_client --output_dir=... images...``."""
+    """``python -m keras_colorize.export.serving_client --output_dir=... images...``.
+
+    Exit status: 0 done, 1 the server refused a request or cannot be reached,
+    2 bad arguments (one line naming the flag or input).
+    """
     from absl import flags  # noqa: PLC0415
+
+    from keras_colorize import cli  # noqa: PLC0415
 
     f = flags.FLAGS
     inputs = argv[1:]
     try:
         written = colorize_files(inputs, f.output_dir, f.protocol, f.server, f.model_name, f.version, f.batch_size,
                                  f.overwrite)
-    except (ValueError, FileExistsError, ServingError) as e:
-        raise SystemExit(f"serving_client: error: {e}") from e
+    except ServingError as e:
+        raise SystemExit(f"serving_client: error: {' '.join(str(e).split())}") from None
+    except (ValueError, FileExistsError) as e:
+        cli.fail("serving_client", e)
     for path, result in written:
         label = result.get("class_name", result.get("class_index", ""))
         probability = result.get("class_probability")
@@ -219,7 +229,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app  # noqa: PLC0415
+    from keras_colorize import cli
 
     _define_flags()  # only when run as a program: importing this module defines no flags
-    app.run(main)
+    cli.run(main, "serving_client")  # unparsable or missing flags: one line, exit status 2

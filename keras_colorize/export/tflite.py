@@ -22,11 +22,29 @@ Variants (:data:`VARIANTS`):
 ``float16``       float16 weights, dequantized at load (half the file; same speed on CPU).
 ``dynamic_int8``  int8 weights, activations quantized on the fly per op (quarter file).
 ``int8``          full integer: weights and activations int8, ranges calibrated on a
-                  representative dataset read from shards. Input ``L`` and outputs stay
+                  representative dataset (real photos: :func:`calibration_dataset` from
+                  shards or :func:`photo_calibration`). Input ``L`` and outputs stay
                   **float32**: the runner, the tests and app code then use one
                   interface for every variant, and the two boundary (de)quantize ops
                   cost nothing next to the network; an int8-only accelerator can still
                   take the model with ``int8_io=True``.
+``int16x8``       int8 weights, int16 activations (TFLite's 16x8 mode), same calibration.
+
+How close each comes to the float32 Keras model is :data:`TOLERANCES` (mean
+|a*b* difference|, model units) and is measured by
+:mod:`keras_colorize.export.tflite_report`. On a trained model full int8 does
+not reach its tolerance: the trained decoder has sparse activation outliers
+(about 0.5 % of pixels, in a few photos, reach ~1000 where the rest stay
+below ~5; those are pixels whose a*b* saturate), a per-tensor int8 range
+sized for them leaves one or two levels for every other pixel, and the
+concatenations force one range on the skip input too. Keeping the a*b* head,
+the last up block or the concatenations in float does not help (the error is
+made upstream, in every decoder layer). What helps is **clipped calibration**
+(``clip_percentile``, default :data:`DEFAULT_CLIP_PERCENTILE`): each
+activation range is the central ``clip_percentile`` % of the calibration
+values instead of their min/max, so the outlier pixels saturate (their a*b*
+saturate anyway) and the others keep their resolution. int16 activations
+(``int16x8``) are the other way, at the cost of slower reference kernels.
 
 Example:
   >>> files = convert_variants(model, "models/tflite", calibration=calibration_dataset("shards/val-*", 256))
@@ -55,8 +73,16 @@ class Converted:
     folded_pairs: list  # (producer layer name, BatchNormalization layer name)
 
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
+#: Variants whose activations are quantized: they need a representative dataset.
+CALIBRATED_VARIANTS = ("int8", "int16x8")
+#: Largest mean |a*b* difference| to the float32 Keras model (model units,
+#: (ab + 128) / 255) on real photos for a variant to be recommended.
+TOLERANCES = {"float32": 1e-4, "float16": 0.005, "dynamic_int8": 0.005, "int8": 0.01, "int16x8": 0.01}
 DEFAULT_CALIBRATION_STEPS = 100
+#: Activation ranges of ``int8`` cover this central percentage of the calibration values (None: min/max).
+DEFAULT_CLIP_PERCENTILE = 99.5
+_CLIP_SAMPLES_PER_IMAGE = 2048
 
 
 def check_variants(variants):
@@ -91,16 +117,40 @@ def calibration_dataset(file_pattern, image_size, num_steps=DEFAULT_CALIBRATION_
     return generate
 
 
+def photo_calibration(l_photos):
+    """Representative inputs from photos already in model units (``(N, S, S, 1)`` L/100).
+
+    E.g. ``photo_calibration(tflite_report.load_photos(files, 128)[0])``.
+    Returns a zero-argument callable yielding ``{"L": (1, S, S, 1) float32}``.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    l_photos = np.asarray(l_photos, np.float32)
+    if l_photos.ndim != 4 or l_photos.shape[-1] != 1 or not len(l_photos):
+        raise ValueError(f"l_photos must be a non-empty (N, S, S, 1) array, got shape {l_photos.shape}")
+
+    def generate():
+        for one in l_photos:
+            yield {"L": one[None]}
+
+    return generate
+
+
 @contextlib.contextmanager
 def tflite_saved_model(model, fold_batch_norm=True):
-    """A temporary SavedModel of ``model`` (BN folded) with one ``L`` (1, S, S, 1) signature.
+    """A temporary SavedModel of ``model`` (BN folded, float32) with one ``L`` (1, S, S, 1) signature.
+
+    The network is rebuilt under the float32 policy whatever ``model``'s
+    policy (a ``mixed_bfloat16`` model's bfloat16 graph does not convert).
 
     Yields:
       ``(path, folded_pairs)``.
     """
     pairs = []
     if fold_batch_norm:
-        model, pairs = bn_folding.fold_batch_norms(model)
+        model, pairs = bn_folding.fold_batch_norms(model, compute_dtype="float32")
+    else:
+        model = bn_folding.as_float32(model)
     archive = saved_model.build_export_archive(model, batch_size=1, image_signature=False)
     directory = tempfile.mkdtemp(prefix="kc-tflite-")
     try:
@@ -111,18 +161,23 @@ def tflite_saved_model(model, fold_batch_norm=True):
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def convert_saved_model(path, variant, calibration=None, int8_io=False):
+def convert_saved_model(path, variant, calibration=None, int8_io=False, clip_percentile=DEFAULT_CLIP_PERCENTILE):
     """Converts a SavedModel (from :func:`tflite_saved_model`) to TFLite flatbuffer bytes.
 
     Args:
       path: SavedModel folder with a ``serving_default`` signature on ``L``.
       variant: one of :data:`VARIANTS`.
-      calibration: representative-dataset callable; required for ``"int8"``.
+      calibration: representative-dataset callable; required for
+        :data:`CALIBRATED_VARIANTS`.
       int8_io: ``"int8"`` only: int8 input and outputs instead of float32.
+      clip_percentile: ``"int8"`` only: activation ranges cover this central
+        percentage of the calibration values; None for the converter's min/max.
     """
     check_variants([variant])
-    if variant == "int8" and calibration is None:
-        raise ValueError("variant='int8' needs calibration (a representative dataset from shards)")
+    if clip_percentile is not None and not 50.0 < float(clip_percentile) <= 100.0:
+        raise ValueError(f"clip_percentile must be in (50, 100] or None, got {clip_percentile!r}")
+    if variant in CALIBRATED_VARIANTS and calibration is None:
+        raise ValueError(f"variant={variant!r} needs calibration (a representative dataset of real photos)")
     converter = tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=["serving_default"])
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -133,10 +188,59 @@ def convert_saved_model(path, variant, calibration=None, int8_io=False):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if clip_percentile is not None and not int8_io:
+            return _int8_with_clipped_ranges(converter, calibration, float(clip_percentile))
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
+    elif variant == "int16x8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return converter.convert()
+
+
+def _int8_with_clipped_ranges(converter, calibration, percentile):
+    """Full-int8 flatbuffer whose activation ranges are percentiles of the calibration values.
+
+    The converter calibrates (min/max per tensor recorded in a float model);
+    every range is then narrowed to the ``[100 - p, p]`` percentiles of the
+    values that tensor took on the calibration inputs (a fixed-seed sample of
+    each), and the model is quantized with those ranges. Uses the converter's
+    calibrate-only mode and ``mlir_quantize``, the same (private) TF 2.21
+    entry points ``tf.lite.experimental.QuantizationDebugger`` uses.
+    """
+    import numpy as np  # noqa: PLC0415
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    from tensorflow.lite.python import convert as lite_convert  # noqa: PLC0415
+    from tensorflow.lite.tools import flatbuffer_utils  # noqa: PLC0415
+
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # noqa: SLF001
+    calibrated = converter.convert()
+    model = flatbuffer_utils.read_model_from_bytearray(calibrated)
+    tensors = model.subgraphs[0].tensors
+    ranged = [i for i, t in enumerate(tensors)
+              if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1]
+    interpreter = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    (input_detail,) = interpreter.get_input_details()
+    rng = np.random.default_rng(0)
+    samples = {i: [] for i in ranged}
+    for example in calibration():
+        interpreter.set_tensor(input_detail["index"], np.asarray(example["L"], np.float32))
+        interpreter.invoke()
+        for i in ranged:
+            values = interpreter.get_tensor(i).ravel()
+            if values.size > _CLIP_SAMPLES_PER_IMAGE:
+                values = rng.choice(values, _CLIP_SAMPLES_PER_IMAGE, replace=False)
+            samples[i].append(np.asarray(values, np.float32))
+    for i in ranged:
+        low, high = np.percentile(np.concatenate(samples[i]), [100.0 - percentile, percentile])
+        quantization = tensors[i].quantization
+        quantization.min = [float(max(quantization.min[0], min(low, 0.0)))]
+        quantization.max = [float(min(quantization.max[0], max(high, 1e-6)))]
+    return lite_convert.mlir_quantize(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), fully_quantize=False)
 
 
 def variant_path(output_dir, variant, name="colorizer"):
@@ -144,26 +248,31 @@ def variant_path(output_dir, variant, name="colorizer"):
 
 
 def convert_variants(model, output_dir, variants=VARIANTS, calibration=None, name="colorizer", overwrite=False,
-                     progress=None):
+                     progress=None, clip_percentile=DEFAULT_CLIP_PERCENTILE):
     """Writes one ``<name>_<variant>.tflite`` per variant into ``output_dir``.
 
     Args:
-      model: the Keras colorizer (not modified).
+      model: the Keras colorizer (not modified; any dtype policy, converted as float32).
       output_dir: folder for the ``.tflite`` files (created).
       variants: subset of :data:`VARIANTS`.
-      calibration: representative dataset (see :func:`calibration_dataset`),
-        needed for ``"int8"``.
+      calibration: representative dataset (:func:`calibration_dataset`,
+        :func:`photo_calibration`), needed for :data:`CALIBRATED_VARIANTS`.
       name: file-name prefix.
       overwrite: replace existing files; otherwise an existing file is an error
         raised before any conversion starts.
       progress: optional callable ``progress(message)``.
+      clip_percentile: activation-range percentile of ``"int8"``
+        (:func:`convert_saved_model`).
 
     Returns:
       :class:`Converted`: the file of each variant and the folded pairs.
     """
     variants = check_variants(variants)
-    if "int8" in variants and calibration is None:
-        raise ValueError("variants include 'int8' but no calibration data was given (calibration_shards)")
+    if clip_percentile is not None and not 50.0 < float(clip_percentile) <= 100.0:
+        raise ValueError(f"clip_percentile must be in (50, 100] or None, got {clip_percentile!r}")
+    needing = [v for v in variants if v in CALIBRATED_VARIANTS]
+    if needing and calibration is None:
+        raise ValueError(f"variants include {needing} but no calibration data was given (calibration_shards)")
     saved_model.model_geometry(model)
     paths = {v: variant_path(output_dir, v, name) for v in variants}
     existing = [str(p) for p in paths.values() if p.exists()]
@@ -174,5 +283,6 @@ def convert_variants(model, output_dir, variants=VARIANTS, calibration=None, nam
         say(f"folded {len(pairs)} BatchNormalization layers into their conv/Dense layers")
         for variant in variants:
             say(f"converting {variant}")
-            fileio.atomic_write_bytes(paths[variant], convert_saved_model(path, variant, calibration))
+            fileio.atomic_write_bytes(paths[variant], convert_saved_model(path, variant, calibration,
+                                                                          clip_percentile=clip_percentile))
     return Converted(paths=paths, folded_pairs=pairs)

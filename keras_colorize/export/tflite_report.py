@@ -11,7 +11,14 @@ For each ``.tflite`` variant, on this machine's CPU:
   default threads), the baseline the performance targets refer to. All
   runners are timed round-robin so they see the same machine load;
 * ``ab_mae_vs_keras`` / ``ab_max_abs_vs_keras``: a*b* difference to the
-  float32 Keras model on the photos (model units, (ab + 128) / 255);
+  float32 Keras model on the photos (model units, (ab + 128) / 255). The
+  reference is ``model`` rebuilt under the float32 policy
+  (:func:`keras_colorize.export.bn_folding.as_float32`): that is what the files
+  compute; a ``mixed_bfloat16`` model as loaded differs from it by up to 0.19;
+* ``tolerance`` / ``recommended``: the variant's limit on the mean difference
+  (:data:`keras_colorize.export.tflite.TOLERANCES`) and whether it is met.
+  Only meaningful for a trained model on real photos: an untrained net predicts
+  nearly the same colour everywhere, and any variant then looks exact;
 * ``paper_mae``: the paper's average MAE against the photos' ground truth
   (:func:`keras_colorize.metrics.paper_metrics`), and ``paper_mae_delta``, its
   difference to the Keras model's.
@@ -36,7 +43,9 @@ import tensorflow as tf
 from keras_colorize import fileio
 from keras_colorize import metrics
 from keras_colorize.data import preprocess
+from keras_colorize.export import bn_folding
 from keras_colorize.export import litert_runner
+from keras_colorize.export import tflite as tflite_lib
 from keras_colorize.export import saved_model as saved_model_lib
 
 
@@ -103,13 +112,34 @@ class VariantRow:
     ab_max_abs_vs_keras: float
     paper_mae: float
     paper_mae_delta: float
+    tolerance: float
+    recommended: bool
+
+
+def keras_reference_ab(model, l_photos, batch_size=8):
+    """a*b* of ``model`` rebuilt in float32 (what the ``.tflite`` files compute) on ``(N, S, S, 1)`` L/100."""
+    reference = bn_folding.as_float32(model)
+    l_photos = np.asarray(l_photos, np.float32)
+    return np.concatenate([np.asarray(reference(l_photos[i:i + batch_size], training=False)["ab"])
+                           for i in range(0, len(l_photos), batch_size)])
+
+
+def ab_differences(paths, l_photos, reference_ab, num_threads=2):
+    """variant -> ``(mean, max)`` |a*b* difference| of each ``.tflite`` file (LiteRT) to ``reference_ab``."""
+    result = {}
+    for variant, path in paths.items():
+        ab = litert_runner.LiteRTPredictor(path, num_threads).predict(l_photos)["ab"]
+        diff = np.abs(ab - reference_ab)
+        result[variant] = (float(diff.mean()), float(diff.max()))
+    return result
 
 
 def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_threads=2, runs=20, notes=""):
     """The report dict (rows per variant plus the Keras/SavedModel reference).
 
     Args:
-      model: the float32 Keras colorizer the files were converted from.
+      model: the Keras colorizer the files were converted from (any dtype
+        policy; compared as float32).
       paths: dict variant -> ``.tflite`` path (must include ``"float32"`` for
         the size ratio; otherwise ratios are against the largest file).
       l_photos, ab_photos: real photos in model units (:func:`load_photos`).
@@ -122,7 +152,7 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
     l_photos = np.asarray(l_photos, np.float32)
     ab_photos = np.asarray(ab_photos, np.float32)
     l_one = l_photos[:1]
-    keras_ab = np.concatenate([np.asarray(model(l_photos[i:i + 8], training=False)["ab"]) for i in range(0, len(l_photos), 8)])
+    keras_ab = keras_reference_ab(model, l_photos)
     keras_mae = float(np.mean(metrics.paper_metrics(l_photos, ab_photos, keras_ab)["mae"]))
 
     sizes = {v: pathlib.Path(p).stat().st_size for v, p in paths.items()}
@@ -146,6 +176,7 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
         ab = predictor.predict(l_photos)["ab"]
         diff = np.abs(ab - keras_ab)
         mae = float(np.mean(metrics.paper_metrics(l_photos, ab_photos, ab)["mae"]))
+        tolerance = tflite_lib.TOLERANCES.get(variant, tflite_lib.TOLERANCES["int8"])
         rows.append(VariantRow(
             variant=variant,
             size_mb=sizes[variant] / 1e6,
@@ -158,6 +189,8 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
             ab_max_abs_vs_keras=float(diff.max()),
             paper_mae=mae,
             paper_mae_delta=mae - keras_mae,
+            tolerance=tolerance,
+            recommended=bool(diff.mean() <= tolerance),
         ))
     image_size = int(l_photos.shape[1])
     return {
@@ -185,15 +218,16 @@ def format_table(report):
         f"min {report['saved_model_latency_min_ms']:.1f} ms; Keras float32 paper MAE {report['keras_paper_mae']:.5f}",
         "",
         "| variant | size MB | size / f32 | latency ms median (min) | / SavedModel median (min) "
-        "| a*b* MAE vs Keras | max abs vs Keras | paper MAE | delta |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| a*b* MAE vs Keras | max abs vs Keras | paper MAE | delta | tolerance | recommended |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report["variants"]:
         lines.append(
             f"| {r['variant']} | {r['size_mb']:.1f} | {r['size_vs_float32']:.3f} | "
             f"{r['latency_ms']:.1f} ({r['latency_min_ms']:.1f}) | "
             f"{r['latency_vs_saved_model']:.2f}x ({r['latency_min_vs_saved_model']:.2f}x) | "
-            f"{r['ab_mae_vs_keras']:.2e} | {r['ab_max_abs_vs_keras']:.2e} | {r['paper_mae']:.5f} | {r['paper_mae_delta']:+.5f} |"
+            f"{r['ab_mae_vs_keras']:.2e} | {r['ab_max_abs_vs_keras']:.2e} | {r['paper_mae']:.5f} | {r['paper_mae_delta']:+.5f} | "
+            f"{r['tolerance']:.0e} | {'yes' if r['recommended'] else 'no'} |"
         )
     if report.get("notes"):
         lines += ["", report["notes"]]

@@ -1,7 +1,7 @@
 """The colorization network: ResNet34 encoder, fusion U-Net, losses.
 
     from keras_colorize.models import ModelConfig, build_colorizer, get_preset
-    model = build_colorizer(get_preset("paper"))
+    model = build_colorizer(get_preset("paper"))   # or "zhang2016", "iizuka2016"
     load_encoder_weights(model, "resnet34_imagenet.weights.h5")
     loss, loss_weights = colorizer_losses(model.config, class_weight=1.0)
 
@@ -14,19 +14,28 @@ from keras_colorize.models.colorizer import (
     ColorizerModel,
     ModelConfig,
     block_parameter_counts,
-    build_colorizer,
     build_encoder,
-    get_preset,
     load_encoder_weights,
-    preset_names,
 )
+from keras_colorize.models.iizuka2016 import IizukaColorizer, IizukaConfig
+from keras_colorize.models.registry import (
+    build_colorizer,
+    get_preset,
+    parameter_counts,
+    preset_names,
+    print_parameter_counts,
+)
+from keras_colorize.models.unet_bins import UNetBinsColorizer, UNetBinsConfig
+from keras_colorize.models.zhang2016 import ZhangColorizer, ZhangConfig
 from keras_colorize.models.layers import SpatialTile
 from keras_colorize.models.losses import (
     AB_LOSSES,
+    BINS_LOSS,
     UNLABELLED,
     ab_loss,
     class_loss,
     colorizer_losses,
+    has_bins_head,
 )
 from keras_colorize.models.resnet34 import (
     FEATURE_KEYS,
@@ -36,13 +45,20 @@ from keras_colorize.models.resnet34 import (
 
 __all__ = [
     "AB_LOSSES",
+    "BINS_LOSS",
     "FEATURE_KEYS",
     "TABLE1_BLOCKS",
     "UNLABELLED",
     "ColorizerModel",
+    "IizukaColorizer",
+    "IizukaConfig",
     "ModelConfig",
     "ResNet34Encoder",
     "SpatialTile",
+    "UNetBinsColorizer",
+    "UNetBinsConfig",
+    "ZhangColorizer",
+    "ZhangConfig",
     "ab_loss",
     "block_parameter_counts",
     "build_colorizer",
@@ -51,6 +67,9 @@ __all__ = [
     "colorizer_losses",
     "feature_spec",
     "get_preset",
+    "has_bins_head",
     "load_encoder_weights",
+    "parameter_counts",
     "preset_names",
+    "print_parameter_counts",
 ]

@@ -2,7 +2,8 @@
 
     python -m keras_colorize.user_study serve --real=photos/ \\
         --model zhang2016=out/zhang2016 --model proposed=out/proposed \\
-        --per_respondent=100 --db=study.sqlite --port=8000 [--seed=0] [--display_size=256] [--host=127.0.0.1]
+        --per_respondent=100 --db=study.sqlite --port=8000 [--seed=0] [--display_size=256] [--host=127.0.0.1] \\
+        [--read_timeout=10] [--max_connections=128]
     python -m keras_colorize.user_study report --db=study.sqlite [--out=results/]
 
 `serve` prints the address to open; `report` prints the Markdown table and
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="seed of the per-respondent random orders")
     serve.add_argument("--display_size", type=int, default=256,
                        help="longer side in pixels of every image shown (default 256, the paper's resolution)")
+    serve.add_argument("--read_timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="a connection silent this long mid-request gets 408, an idle one is closed (default 10)")
+    serve.add_argument("--max_connections", type=int, default=128, metavar="N",
+                       help="connections served at once, one thread each; beyond, 503 with Retry-After (default 128)")
 
     report = sub.add_parser("report", help="print and write the Table 3 report",
                             description="Per source: judgments, percent judged real with a Wilson 95 %% CI, "
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             config = server_lib.StudyConfig(
                 real_dir=args.real, models=tuple(args.model), per_respondent=args.per_respondent,
-                db_path=args.db, host=args.host, port=args.port, seed=args.seed, display_size=args.display_size)
+                db_path=args.db, host=args.host, port=args.port, seed=args.seed, display_size=args.display_size,
+                read_timeout_s=args.read_timeout, max_connections=args.max_connections)
             server_lib.serve(config)
         else:
             report = report_lib.compute_report(args.db)

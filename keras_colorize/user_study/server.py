@@ -9,6 +9,15 @@ Routes (everything else is 404):
                          ({"new": true}: the next person on a shared computer, once this one is done).
   POST /api/answer       {"image_id", "answer": "real"|"fake", "response_ms"}.
 
+Every refusal is a JSON `{"error": ...}` with a 4xx status, never a dropped
+connection: malformed JSON or JSON nested too deeply 400, no Content-Length or a
+chunked body 411, a body over `MAX_BODY_BYTES` 413, a body that stops arriving
+for `read_timeout_s` 408; the standard library's own checks (request line over
+64 KB 414, more than 100 header lines or one over 64 KB 431) answer JSON too.
+At most `max_connections` connections are served at once (one thread each);
+a connection that finds them all busy for `SLOT_WAIT_S` gets 503 with
+`Retry-After` before any of its request is read, so a 503 never stores an answer.
+
 Image ids are keyed hashes (`catalog.make_image_id`): URLs carry no path, and
 only files found in the configured folders at start are ever read. The
 respondent id is a random token in an HttpOnly, SameSite=Strict cookie; it
@@ -35,6 +44,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 
 from keras_colorize.user_study import catalog as catalog_lib
@@ -45,6 +55,11 @@ from keras_colorize.user_study import plan as plan_lib
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096
+LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn; 5 (the default) reset connections under load
+SLOT_WAIT_S = 1.0  # how long a new connection may wait for a free worker before it gets 503
+RETRY_AFTER_S = 2
+LINGER_S = 1.0  # after the last response, how long unread request bytes are drained so close() sends no reset
+_MAX_DRAIN_BYTES = 64 * 1024
 MAX_RESPONSE_MS = 24 * 3600 * 1000
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -72,6 +87,11 @@ class StudyConfig:
       port: TCP port; 0 picks a free one (printed at start).
       seed: study seed; respondent n's order depends only on (seed, n).
       display_size: longer side, in pixels, of every image shown.
+      read_timeout_s: a connection silent this long (the rest of a request, or
+        the next request on a kept-alive connection) gets 408 or is closed,
+        and its thread is freed.
+      max_connections: connections served at once (one thread each); more
+        wait in the listen backlog up to `SLOT_WAIT_S`, then get 503.
     """
 
     real_dir: str
@@ -82,6 +102,8 @@ class StudyConfig:
     port: int = 8000
     seed: int = 0
     display_size: int = 256
+    read_timeout_s: float = 10.0
+    max_connections: int = 128
 
     def validate(self) -> None:
         """Raises ValueError naming the flag and value for out-of-range settings (folders are checked later)."""
@@ -93,6 +115,12 @@ class StudyConfig:
             raise ValueError(f"--port must be between 0 and 65535, got {self.port!r}")
         if not self.host:
             raise ValueError("--host must not be empty")
+        if (isinstance(self.read_timeout_s, bool) or not isinstance(self.read_timeout_s, (int, float))
+                or not 0 < self.read_timeout_s <= 3600):
+            raise ValueError(f"--read_timeout must be a number of seconds in (0, 3600], got {self.read_timeout_s!r}")
+        if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) \
+                or not 1 <= self.max_connections <= 10000:
+            raise ValueError(f"--max_connections must be an integer between 1 and 10000, got {self.max_connections!r}")
 
 
 class StudyApp:
@@ -187,9 +215,18 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
 
 
 class _ClientError(Exception):
+    """A refusal: `status` with `{"error": message, **extra}`; the connection is closed after it."""
+
     def __init__(self, status: int, message: str, extra: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.extra = status, message, extra or {}
+
+
+def _netloc(url: str) -> str | None:
+    try:
+        return urllib.parse.urlsplit(url).netloc
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+        return None
 
 
 class StudyHandler(http.server.BaseHTTPRequestHandler):
@@ -198,10 +235,15 @@ class StudyHandler(http.server.BaseHTTPRequestHandler):
     server_version = "kc-user-study"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    _responded = False  # a response has been written for the current request
 
     @property
     def app(self) -> StudyApp:
         return self.server.app
+
+    @property
+    def timeout(self) -> float:  # `StreamRequestHandler.setup` puts it on the socket: every read is bounded
+        return self.app.config.read_timeout_s
 
     # ---- plumbing ----
 
@@ -209,6 +251,7 @@ class StudyHandler(http.server.BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+        self._responded = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -225,6 +268,46 @@ class StudyHandler(http.server.BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         self._send_json(404, {"error": "not found"})
 
+    def send_error(self, code, message=None, explain=None):
+        """The standard library's own refusals (bad request line, 414, 431, 501, ...), as JSON like ours."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9" and len(getattr(self, "requestline", "").split()) >= 3:
+            self.request_version = "HTTP/1.0"  # a bad version ("HTTP/2.0") is no HTTP/0.9 request: send a status line
+        try:
+            self._send_json(int(code), {"error": message or self.responses.get(code, ("error",))[0]},
+                            {"Connection": "close"})
+        except OSError:
+            pass
+
+    def _guarded(self, route) -> None:
+        """Runs a route: a refusal, a vanished client or a bug ends the request with a status, never a traceback
+        on the connection."""
+        self._responded = False
+        try:
+            try:
+                route()
+            except _ClientError as e:
+                self.close_connection = True  # the body may be unread: do not reuse the connection
+                if not self._responded:
+                    self._send_json(e.status, {"error": e.message, **e.extra}, {"Connection": "close"})
+            except OSError:
+                raise
+            except Exception:
+                log.exception("error answering %s %s", self.command, self.path[:200])
+                self.close_connection = True
+                if not self._responded:
+                    self._send_json(500, {"error": "internal server error"}, {"Connection": "close"})
+        except OSError as e:  # the client went away or stopped reading: nothing more to tell it
+            self.close_connection = True
+            log.info("%s %s %s: connection lost (%r)", self.address_string(), self.command, self.path[:200], e)
+
+    def _path(self) -> str:
+        try:
+            return urllib.parse.urlsplit(self.path).path
+        except ValueError:
+            raise _ClientError(400, "malformed request target") from None
+
     def _respondent_id(self) -> str | None:
         cookies = http.cookies.SimpleCookie()
         try:
@@ -236,29 +319,57 @@ class StudyHandler(http.server.BaseHTTPRequestHandler):
 
     def _read_json(self) -> dict:
         origin = self.headers.get("Origin")
-        if origin and urllib.parse.urlsplit(origin).netloc != self.headers.get("Host"):
+        if origin and _netloc(origin) != self.headers.get("Host"):
             raise _ClientError(403, "cross-origin request refused")
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise _ClientError(400, "Content-Length required")
-        if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise _ClientError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(int(length))
+        body = self._read_body()
         if self.headers.get_content_type() != "application/json":
             raise _ClientError(400, "Content-Type must be application/json")
         try:
             payload = json.loads(body.decode("utf-8") or "null")
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
             raise _ClientError(400, "body is not valid JSON") from None
+        except RecursionError:  # '[' * 2000: the decoder recurses per level
+            raise _ClientError(400, "body is nested too deeply: an answer is one flat JSON object") from None
         if not isinstance(payload, dict):
             raise _ClientError(400, "body must be a JSON object")
         return payload
 
+    def _read_body(self) -> bytes:
+        """The body its Content-Length announces (at most `MAX_BODY_BYTES`), read within the read timeout."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise _ClientError(411, "chunked bodies are not accepted: send a Content-Length")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            raise _ClientError(411, "Content-Length required")
+        if len(lengths) > 1:
+            raise _ClientError(400, "Content-Length given more than once")
+        length = lengths[0].strip()
+        if not re.fullmatch(r"[0-9]+", length):  # ASCII only: str.isdigit() also accepts "²" and "٣"
+            raise _ClientError(400, f"Content-Length must be a number of bytes, got {length[:40]!r}")
+        if len(length) > 9 or int(length) > MAX_BODY_BYTES:
+            raise _ClientError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        size = int(length)
+        try:
+            body = self.rfile.read(size)
+        except TimeoutError:
+            raise _ClientError(408, f"the request body did not arrive within {self.timeout:g} s") from None
+        if len(body) < size:
+            raise _ClientError(400, f"the body ended after {len(body)} of the {size} bytes of its Content-Length")
+        return body
+
     # ---- routes ----
 
     def do_GET(self):  # noqa: N802 (http.server naming)
-        path = urllib.parse.urlsplit(self.path).path
+        self._guarded(self._get)
+
+    def do_HEAD(self):  # noqa: N802
+        self._guarded(self._get)
+
+    def do_POST(self):  # noqa: N802
+        self._guarded(self._post)
+
+    def _get(self) -> None:
+        path = self._path()
         if path in self.app.static:
             body, content_type = self.app.static[path]
             self._send(200, body, content_type, {"Cache-Control": "no-cache"})
@@ -284,28 +395,20 @@ class StudyHandler(http.server.BaseHTTPRequestHandler):
             return
         self._not_found()
 
-    def do_HEAD(self):  # noqa: N802
-        self.do_GET()
-
-    def do_POST(self):  # noqa: N802
-        path = urllib.parse.urlsplit(self.path).path
-        try:
-            if path == "/api/start":
-                payload = self._read_json()
-                if set(payload) - {"new"} or not isinstance(payload.get("new", False), bool):
-                    raise _ClientError(400, 'start takes {} or {"new": true}')
-                state = self.app.start(self._respondent_id(), new=payload.get("new", False))
-                cookie = (f"{self.app.cookie_name}={state.respondent_id}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; "
-                          "HttpOnly; SameSite=Strict")
-                self._send_json(200, self.app.state_json(state), {"Set-Cookie": cookie})
-            elif path == "/api/answer":
-                self._answer(self._read_json())
-            else:
-                self.close_connection = True
-                self._not_found()
-        except _ClientError as e:
-            self.close_connection = True  # the body may be unread: do not reuse the connection
-            self._send_json(e.status, {"error": e.message, **e.extra})
+    def _post(self) -> None:
+        path = self._path()
+        if path == "/api/start":
+            payload = self._read_json()
+            if set(payload) - {"new"} or not isinstance(payload.get("new", False), bool):
+                raise _ClientError(400, 'start takes {} or {"new": true}')
+            state = self.app.start(self._respondent_id(), new=payload.get("new", False))
+            cookie = (f"{self.app.cookie_name}={state.respondent_id}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; "
+                      "HttpOnly; SameSite=Strict")
+            self._send_json(200, self.app.state_json(state), {"Set-Cookie": cookie})
+        elif path == "/api/answer":
+            self._answer(self._read_json())
+        else:
+            raise _ClientError(404, "not found")
 
     def _answer(self, payload: dict) -> None:
         image_id, answer, response_ms = _validate_answer(payload)
@@ -342,16 +445,108 @@ def _validate_answer(payload: dict) -> tuple[str, str, int]:
     return image_id, answer, round(response_ms)
 
 
+def _linger_close(sock: socket.socket, seconds: float) -> None:
+    """Closes after the response: half-close, then drain what the client still sends (bounded in time and bytes).
+
+    Closing a socket with unread bytes makes the kernel send a reset, which can
+    destroy the response the client has not read yet (a 413 or 408 sent before
+    the body was read).
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline, drained = time.monotonic() + seconds, 0
+        while drained < _MAX_DRAIN_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            chunk = sock.recv(16384)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def _busy_response() -> bytes:
+    body = json.dumps({"error": "the study server is busy: nothing was saved; try again in a few seconds"}).encode()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Retry-After": str(RETRY_AFTER_S),
+               "Cache-Control": "no-store", "Connection": "close", **_SECURITY_HEADERS}
+    head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    return head.encode("latin-1") + body
+
+
 class StudyServer(http.server.ThreadingHTTPServer):
-    """`ThreadingHTTPServer` carrying the `StudyApp`; `url` is where respondents go."""
+    """`ThreadingHTTPServer` carrying the `StudyApp`; `url` is where respondents go.
+
+    One thread per connection, at most `config.max_connections` at once; the
+    accept loop waits up to `SLOT_WAIT_S` for a free one (the connection waits
+    in the listen backlog), then answers 503 without reading the request. Once
+    a wait has failed, further connections get 503 at once until a thread is free.
+    """
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, app: StudyApp):
         self.app = app
+        self._slots = threading.Condition()
+        self._active = 0
+        self._saturated = False
         if ":" in app.config.host:
             self.address_family = socket.AF_INET6
         super().__init__((app.config.host, app.config.port), StudyHandler)
+
+    @property
+    def active_connections(self) -> int:
+        """Connections being served now (each holds one thread)."""
+        with self._slots:
+            return self._active
+
+    def _take_slot(self) -> bool:
+        limit = self.app.config.max_connections
+        with self._slots:
+            if not self._slots.wait_for(lambda: self._active < limit, 0 if self._saturated else SLOT_WAIT_S):
+                self._saturated = True
+                return False
+            self._active += 1
+            return True
+
+    def _free_slot(self) -> None:
+        with self._slots:
+            self._active -= 1
+            self._saturated = False
+            self._slots.notify()
+
+    def process_request(self, request, client_address):
+        if not self._take_slot():
+            log.warning("%s: all %d connections busy: 503", client_address[0], self.app.config.max_connections)
+            try:
+                request.settimeout(1.0)
+                request.sendall(_busy_response())
+            except OSError:
+                pass
+            _linger_close(request, 0.2)  # in the accept loop: keep it short
+            return
+        try:
+            super().process_request(request, client_address)  # starts the thread
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._free_slot()
+
+    def shutdown_request(self, request):
+        _linger_close(request, LINGER_S)
+
+    def handle_error(self, request, client_address):
+        log.exception("unexpected error on the connection from %s", client_address[0])
 
     @property
     def url(self) -> str:

@@ -1,0 +1,159 @@
+"""Iizuka, Simo-Serra and Ishikawa, "Let there be Color!" (SIGGRAPH 2016), as a peer model.
+
+Graph (the paper's Fig. 2 and Table 1; every conv 3x3 with bias + BN + ReLU):
+
+    L (H, W, 1) in [0, 1]
+      low-level (shared): 64/2, 128, 128/2, 256, 256/2, 512       H/8
+      mid-level:          512, 256                                  H/8
+      global:             512/2, 512, 512/2, 512 (H/32), flatten,
+                          FC 1024, FC 512, FC 256 (+BN+ReLU)
+        FC 512 -> classification: FC 256 (+BN+ReLU), FC C, softmax  -> "class"
+        FC 256 -> fusion: tiled over the mid-level grid, concat,
+                  1x1 conv 256 + ReLU (paper Eq. 1)                 H/8
+      colorization: 128, up x2, 64, 64, up x2, 32 (nearest up)      H/2
+      output: conv 3x3 to 2, sigmoid; bilinear x2                   -> "ab" (H, W, 2)
+
+Loss: MSE(ab) + alpha * CE(class), alpha = 1/300 in the paper (the trainer's
+``class_loss_weight`` default for this preset), with the shared losses of
+:mod:`keras_colorize.models.losses`.
+
+Where ours differs from the paper:
+
+* The paper feeds the global network a copy of the image rescaled to
+  224 x 224 (so any input size works for the local path); here both paths
+  see the same fixed ``image_size`` input (at 224 they coincide exactly). The
+  first FC therefore has (S/32)^2 * 512 * 1024 weights: 25.7 M at S = 224,
+  33.6 M at our default S = 256.
+* The output (H/2 in the paper, upsampled outside) is upsampled bilinearly
+  inside the model, so "ab" has the input's size.
+* The classification head: the paper's FC 256 / FC C; our FC 256 has BN like
+  every other layer. C is our scene-class count (paper: 205 Places classes).
+* Trained from scratch with Adam on our data (the paper: Adadelta on 2.3 M
+  Places images, ~3 weeks on one GPU). ``width`` scales every channel count.
+* ``fusion=False`` is their "w/o global features" baseline: no global
+  branch, classification or fusion; outputs "ab" only.
+"""
+
+import dataclasses
+
+import keras
+
+from keras_colorize.models import layers as blocks
+from keras_colorize.models import resnet34
+
+LOW_LEVEL = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1))
+MID_LEVEL = (512, 256)
+GLOBAL_CONVS = ((512, 2), (512, 1), (512, 2), (512, 1))
+GLOBAL_UNITS = (1024, 512, 256)
+CLASS_HIDDEN_UNITS = 256
+FUSION_FILTERS = 256
+#: (filters, upsample after) of the colorization network.
+COLORIZATION = ((128, True), (64, False), (64, True), (32, False))
+#: Parameter-summary blocks: layer-name prefix -> block.
+BLOCK_PREFIXES = (("low", "low-level"), ("mid", "mid-level"), ("global", "global"), ("class", "classification"),
+                  ("fusion", "fusion"), ("color", "colorization"), ("ab", "output"))
+
+
+@dataclasses.dataclass(frozen=True)
+class IizukaConfig:
+    """Architecture of the Iizuka et al. 2016 colorizer.
+
+    Attributes:
+      image_size: input side, a multiple of 32 (the global path strides 32x).
+      num_classes: scene classes of the classification head.
+      fusion: global features, classification and fusion (the paper's model);
+        False is the paper's "w/o global features" baseline.
+      width: multiplier on every channel count and FC width.
+      bn_momentum, bn_epsilon: BatchNormalization settings.
+    """
+
+    image_size: int = 256
+    num_classes: int = 137
+    fusion: bool = True
+    width: float = 1.0
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+
+    def __post_init__(self):
+        size = self.image_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
+            raise ValueError(f"image_size must be a positive multiple of 32, got image_size={size!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got num_classes={self.num_classes!r}")
+        if not isinstance(self.fusion, bool):
+            raise ValueError(f"fusion must be a bool, got fusion={self.fusion!r}")
+        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
+            raise ValueError(f"width must be a number in (0, 4], got width={self.width!r}")
+        if not 0 <= self.bn_momentum < 1:
+            raise ValueError(f"bn_momentum must be in [0, 1), got bn_momentum={self.bn_momentum!r}")
+        if not self.bn_epsilon > 0:
+            raise ValueError(f"bn_epsilon must be > 0, got bn_epsilon={self.bn_epsilon!r}")
+
+    def channels(self, base):
+        return resnet34.scale_channels(base, self.width)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _conv_bn_relu(x, filters, name, bn, strides=1):
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", kernel_initializer="he_normal",
+                            name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=bn["bn_momentum"], epsilon=bn["bn_epsilon"], name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_colorize")
+class IizukaColorizer(keras.Model):
+    """Iizuka et al. 2016 (functional); see the module docstring.
+
+    Input "L": (S, S, 1) in [0, 1]. Outputs: {"ab": (S, S, 2) float32 sigmoid
+    = (ab + 128) / 255, "class": (C,) float32 softmax} ("ab" only without
+    fusion). Prefer ``build_colorizer(get_preset("iizuka2016"))``.
+    """
+
+    def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5,
+                 **kwargs):
+        config = IizukaConfig(image_size=image_size, num_classes=num_classes, fusion=fusion, width=width,
+                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+        bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+        ch = config.channels
+
+        # === Functional graph ===
+        l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
+        x = l_input
+        for i, (filters, stride) in enumerate(LOW_LEVEL, start=1):
+            x = _conv_bn_relu(x, ch(filters), f"low{i}", bn, strides=stride)
+        low = x
+        for i, filters in enumerate(MID_LEVEL, start=1):
+            x = _conv_bn_relu(x, ch(filters), f"mid{i}", bn)
+        outputs = {}
+        if fusion:
+            g = low
+            for i, (filters, stride) in enumerate(GLOBAL_CONVS, start=1):
+                g = _conv_bn_relu(g, ch(filters), f"global_conv{i}", bn, strides=stride)
+            _, g512, g256 = blocks.apply_global_branch(g, [ch(u) for u in GLOBAL_UNITS], **bn)
+            c = blocks.apply_dense_bn_relu(g512, ch(CLASS_HIDDEN_UNITS), "class1", **bn)
+            c = keras.layers.Dense(num_classes, dtype="float32", name="class2_dense")(c)
+            outputs["class"] = keras.layers.Activation("softmax", dtype="float32", name="class")(c)
+            x = blocks.apply_fusion(x, g256, ch(FUSION_FILTERS))
+        for i, (filters, upsample) in enumerate(COLORIZATION, start=1):
+            x = _conv_bn_relu(x, ch(filters), f"color{i}", bn)
+            if upsample:
+                x = keras.layers.UpSampling2D(2, name=f"color{i}_up")(x)
+        x = keras.layers.Conv2D(2, 3, padding="same", dtype="float32", name="ab_conv")(x)
+        x = keras.layers.Activation("sigmoid", dtype="float32", name="ab_sigmoid")(x)
+        outputs["ab"] = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name="ab")(x)
+        outputs = {k: outputs[k] for k in (("ab", "class") if fusion else ("ab",))}
+        kwargs.setdefault("name", "iizuka2016")
+        super().__init__(inputs=l_input, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.config = config
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,92 @@
+r"""Turns a trained run's model into the package's bundled model.
+
+    python -m keras_colorize.tools.release_model --model=runs/scenes_cpu/best.keras \
+      --output=keras_colorize/pretrained/scenes.keras
+
+The trainer saves ``best.keras`` under its training dtype policy (for the CPU
+recipe ``mixed_bfloat16``). A released model is for inference on any machine,
+so it is rebuilt from the same architecture config under ``float32``, the
+weights are copied over, and the two are compared on the same inputs before the
+file is written (atomically). Refuses files over ``--max_mb`` (the package
+keeps one model and stays small).
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+
+_MODEL = flags.DEFINE_string("model", None, "Trained .keras file (e.g. runs/scenes_cpu/best.keras).")
+_OUTPUT = flags.DEFINE_string("output", None, "Where to write the float32 .keras file.")
+_MAX_MB = flags.DEFINE_float("max_mb", 50.0, "Largest file allowed, in MB (10^6 bytes).")
+_TOLERANCE = flags.DEFINE_float(
+    "tolerance", 0.02, "Largest mean |a*b*| difference (model units) allowed between the trained and released model "
+    "(bfloat16 training compute against float32 inference).")
+
+
+def release(model_path, output, max_mb=50.0, tolerance=0.02):
+    """Rebuilds ``model_path`` in float32, checks it, writes ``output``; returns a dict of figures."""
+    import keras  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from keras_colorize import models  # noqa: PLC0415
+
+    if not os.path.isfile(model_path):
+        raise ValueError(f"model={model_path!r} is not an existing file")
+    trained = keras.saving.load_model(model_path, compile=False)
+    config = trained.config
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        released = models.build_colorizer(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    released.set_weights([np.asarray(w, np.float32) for w in trained.get_weights()])
+    size = config.image_size
+    rng = np.random.default_rng(0)
+    l_input = rng.uniform(0.0, 1.0, (2, size, size, 1)).astype(np.float32)
+    a = np.asarray(trained(l_input, training=False)["ab"], np.float32)
+    b = np.asarray(released(l_input, training=False)["ab"], np.float32)
+    diff = float(np.mean(np.abs(a - b)))
+    if not diff <= tolerance:
+        raise ValueError(f"the float32 rebuild differs from {model_path} by {diff:.4f} mean |a*b*| "
+                         f"(tolerance {tolerance})")
+    out_dir = os.path.dirname(os.path.abspath(output))
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".release-", dir=out_dir)
+    try:
+        tmp = os.path.join(staging, os.path.basename(output))  # Keras picks the format from the suffix
+        released.save(tmp)
+        mb = os.path.getsize(tmp) / 1e6
+        if mb > max_mb:
+            raise ValueError(f"released model is {mb:.1f} MB, over max_mb={max_mb}")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"output": output, "mb": mb, "mean_abs_diff": diff, "params": released.count_params(),
+            "policy": trained.dtype_policy.name}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for flag in (_MODEL, _OUTPUT):
+        if not flag.value:
+            print(f"release_model: error: --{flag.name} is required", file=sys.stderr)
+            return 2
+    try:
+        figures = release(_MODEL.value, _OUTPUT.value, _MAX_MB.value, _TOLERANCE.value)
+    except ValueError as e:
+        print(f"release_model: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {figures['output']}: {figures['mb']:.1f} MB, {figures['params']:,} parameters, float32 "
+          f"(trained under {figures['policy']}; mean |a*b*| difference {figures['mean_abs_diff']:.2e})")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

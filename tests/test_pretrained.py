@@ -1,0 +1,90 @@
+"""The bundled model: in the package, within its size limit, documented, and colorizing real scans."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_colorize import pretrained
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def released():
+    path = pretrained.path_of(pretrained.DEFAULT)  # raises (fails the test) if the package lacks it
+    return path
+
+
+def test_bundled_model_is_packaged_and_small(released):
+    assert released.parent == pathlib.Path(pretrained.__file__).resolve().parent
+    assert released.stat().st_size <= 50e6
+    assert released.stat().st_mode & 0o777 == 0o644
+    setup_cfg = (REPO_ROOT / "setup.cfg").read_text()
+    assert "pretrained/*.keras" in setup_cfg and "pretrained/*.md" in setup_cfg
+
+
+def test_model_card_states_licence_data_command_and_metrics():
+    card = pretrained.card_path(pretrained.DEFAULT).read_text()
+    for needle in ("non-commercial", "../shared/data/scenes", "experiments/scenes_cpu.flags", "Gray baseline",
+                   "w/o fusion", "landscapes", "must not be used", "tolerance"):
+        assert needle in card, needle
+    assert "non-commercial" in pretrained.MODEL_HELP
+
+
+def test_bundled_model_contract_and_float32(released):
+    import keras
+
+    import keras_colorize.models  # noqa: F401
+
+    model = keras.saving.load_model(released, compile=False)
+    assert model.dtype_policy.name == "float32"
+    size = model.config.image_size
+    assert model.input_shape == (None, size, size, 1)
+    from keras_colorize.data import places365
+
+    classes = places365.read_class_list(pretrained.classes_path(pretrained.DEFAULT))
+    assert model.config.num_classes == len(classes) == 12
+    assert model.config.fusion
+    out = model(np.full((1, size, size, 1), 0.5, np.float32), training=False)
+    assert out["ab"].shape == (1, size, size, 2)
+
+
+def test_bundled_model_learnt_colour_on_real_scans(released, bw_dir, tmp_path):
+    """Colorize CLI with no --model on real historical scans: every scan written at its own size, in colour."""
+    scans = sorted(p for p in bw_dir.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:3]
+    src = tmp_path / "scans"
+    src.mkdir()
+    for p in scans:
+        (src / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "keras_colorize.colorize", f"--input={src}", f"--output={out}",
+                           "--noprogress"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for p in scans:
+        result = Image.open(out / p.name)
+        assert result.size == Image.open(p).size
+        rgb = np.asarray(result.convert("RGB"), np.float32)
+        chroma = np.abs(rgb - rgb.mean(-1, keepdims=True)).mean()
+        assert chroma > 1.0, f"{p.name} came out gray (mean channel spread {chroma:.2f})"
+
+
+def test_bundled_model_beats_gray_on_real_photos(released, landscapes_dir, tmp_path):
+    """A regression guard on a handful of real photos (not the card's figures: those use all 382)."""
+    from keras_colorize import evaluate_lib
+
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for p in sorted(landscapes_dir.glob("*.jpg"))[::16]:
+        (sample / p.name).write_bytes(p.read_bytes())
+    result = evaluate_lib.run(evaluate_lib.EvalConfig(models=(("scenes", str(released)),), data=str(sample),
+                                                      output=str(tmp_path / "eval")), progress=False)
+    ours = result["models"]["scenes"]["mean"]
+    gray = result["models"][evaluate_lib.GRAY_BASELINE]["mean"]
+    assert ours["mae"] < gray["mae"]
+    assert ours["colorfulness_ratio"] > 0.3 and gray["colorfulness_ratio"] == 0.0

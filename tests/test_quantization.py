@@ -1,0 +1,146 @@
+"""Quantized TFLite variants of a *trained* colorizer stay close to Keras on real photos.
+
+An untrained net predicts nearly the same colour everywhere, so any variant
+looks exact on it; these tests use the released trained model
+(``pretrained.path_of("scenes")``) or, until it is bundled, the file named by
+the environment variable ``KC_TEST_TRAINED_MODEL`` (e.g. a copy of a run's
+``best.keras``). They calibrate on real scene photos and measure on other
+photos of the same validation folder (``../shared/data/scenes/intel/test``).
+
+Tolerances (mean |a*b* difference| to the float32 Keras model, model units):
+:data:`keras_colorize.export.tflite.TOLERANCES`.
+"""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from keras_colorize import pretrained
+from keras_colorize.export import bn_folding
+from keras_colorize.export import litert_runner
+from keras_colorize.export import tflite
+from keras_colorize.export import tflite_report
+
+SCENES_VAL = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes" / "intel" / "test"
+CALIBRATION_PER_CLASS = 8
+EVAL_PER_CLASS = 3
+
+
+def _trained_model_path():
+    override = os.environ.get("KC_TEST_TRAINED_MODEL")
+    if override:
+        if not pathlib.Path(override).is_file():
+            pytest.fail(f"KC_TEST_TRAINED_MODEL={override!r} is not a file")
+        return pathlib.Path(override)
+    try:
+        return pretrained.path_of("scenes")
+    except ValueError as e:
+        pytest.skip(f"no trained model: {e}; set KC_TEST_TRAINED_MODEL=/path/to/trained.keras to run these tests")
+
+
+@pytest.fixture(scope="module")
+def trained_model():
+    import keras
+
+    import keras_colorize.models  # noqa: F401 - registers the custom layers
+
+    return keras.saving.load_model(str(_trained_model_path()), compile=False)
+
+
+@pytest.fixture(scope="module")
+def scene_photos(trained_model):
+    """``(calibration L, eval L, eval ab)``: disjoint real photos, every class (even / odd file indices)."""
+    if not SCENES_VAL.is_dir():
+        pytest.skip(f"{SCENES_VAL} is absent: the real scene photos (../shared/data/scenes) lie beside the project root")
+    size = int(trained_model.inputs[0].shape[1])
+    calibration, evaluation = [], []
+    for folder in sorted(p for p in SCENES_VAL.iterdir() if p.is_dir()):
+        files = sorted(folder.glob("*.jpg"))
+        calibration += files[0::2][:CALIBRATION_PER_CLASS]
+        evaluation += files[1::2][:EVAL_PER_CLASS]
+    l_calibration, _ = tflite_report.load_photos(calibration, size)
+    l_eval, ab_eval = tflite_report.load_photos(evaluation, size)
+    return l_calibration, l_eval, ab_eval
+
+
+@pytest.fixture(scope="module")
+def trained_variants(trained_model, scene_photos, tmp_path_factory):
+    l_calibration, _, _ = scene_photos
+    out = tmp_path_factory.mktemp("trained_tflite")
+    return tflite.convert_variants(trained_model, out, tflite.VARIANTS, tflite.photo_calibration(l_calibration)).paths
+
+
+@pytest.fixture(scope="module")
+def reference_ab(trained_model, scene_photos):
+    return tflite_report.keras_reference_ab(trained_model, scene_photos[1])
+
+
+def test_trained_model_is_not_flat(reference_ab):
+    """Guards the other tests: a model that predicts one colour would make every variant look exact."""
+    assert reference_ab.std() > 0.02, reference_ab.std()
+
+
+def test_every_variant_within_tolerance_on_real_photos(trained_variants, scene_photos, reference_ab):
+    differences = tflite_report.ab_differences(trained_variants, scene_photos[1], reference_ab)
+    assert differences["float32"][1] <= 1e-4, differences
+    for variant, (mean, _) in differences.items():
+        assert mean <= tflite.TOLERANCES[variant], (variant, differences)
+
+
+def test_clipped_calibration_is_what_makes_int8_work(trained_model, scene_photos, reference_ab, tmp_path):
+    """The converter's min/max ranges (clip_percentile=None) collapse the trained decoder; clipped ones do not."""
+    l_calibration, l_eval, _ = scene_photos
+    paths = {}
+    with tflite.tflite_saved_model(trained_model) as (saved, _):
+        for name, percentile in (("minmax", None), ("clipped", tflite.DEFAULT_CLIP_PERCENTILE)):
+            paths[name] = tmp_path / f"{name}.tflite"
+            paths[name].write_bytes(tflite.convert_saved_model(
+                saved, "int8", tflite.photo_calibration(l_calibration), clip_percentile=percentile))
+    differences = tflite_report.ab_differences(paths, l_eval, reference_ab)
+    assert differences["clipped"][0] <= tflite.TOLERANCES["int8"] < differences["minmax"][0], differences
+
+
+def test_int8_is_full_integer_with_float_io(trained_variants):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(trained_variants["int8"]))
+    runner = interpreter.get_signature_runner()
+    assert runner.get_input_details()["L"]["dtype"] == np.float32
+    ops = interpreter._get_ops_details()  # noqa: SLF001
+    convs = [op for op in ops if op["op_name"] in ("CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")]
+    assert convs
+    dtypes = {interpreter._get_tensor_details(i, 0)["dtype"]  # noqa: SLF001
+              for op in convs for i in op["inputs"] if i >= 0 and op["op_name"] != "TRANSPOSE_CONV"}
+    assert dtypes <= {np.int8, np.int32}, dtypes  # int8 activations and weights (int32 biases)
+    assert all(op["op_name"] in ("QUANTIZE", "DEQUANTIZE") or
+               interpreter._get_tensor_details(op["outputs"][0], 0)["dtype"] in (np.int8, np.int32)  # noqa: SLF001
+               for op in ops), "a float op remains inside the int8 model"
+
+
+def test_report_marks_variants_by_tolerance(trained_model, trained_variants, scene_photos):
+    _, l_eval, ab_eval = scene_photos
+    report = tflite_report.build_report(trained_model, trained_variants, l_eval[:6], ab_eval[:6], runs=2)
+    rows = {r["variant"]: r for r in report["variants"]}
+    assert set(rows) == set(tflite.VARIANTS)
+    for variant, row in rows.items():
+        assert row["tolerance"] == tflite.TOLERANCES[variant]
+        assert row["recommended"] == (row["ab_mae_vs_keras"] <= row["tolerance"])
+        assert row["latency_ms"] > 0
+    table = tflite_report.format_table(report)
+    assert "| recommended |" in table and table.count("| yes |") == sum(r["recommended"] for r in rows.values())
+
+
+def test_litert_runs_every_variant(trained_variants, scene_photos):
+    l_one = scene_photos[1][:1]
+    for variant, path in trained_variants.items():
+        predictor = litert_runner.LiteRTPredictor(path)
+        out = predictor.predict(l_one)
+        assert out["ab"].shape == l_one.shape[:3] + (2,), variant
+        assert np.isfinite(out["ab"]).all() and 0 <= out["ab"].min() and out["ab"].max() <= 1, variant
+
+
+def test_reference_is_the_float32_network(trained_model):
+    reference = bn_folding.as_float32(trained_model)
+    assert {layer.dtype_policy.name for layer in reference._flatten_layers(recursive=True)} == {"float32"}  # noqa: SLF001
