@@ -545,7 +545,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                     f"no checkpoint in {self.directory} loads ("
                     + "; ".join(f"{os.path.basename(p)}: {r}" for p, r in skipped)
                     + "); nothing was moved. To start this run over from step 0, move or delete that directory "
-                    "(and best.keras, best.json) and rerun; or use another --work_dir")
+                    "and rerun (best.keras is kept); or use another --work_dir")
             if state_damage and self.is_chief:
                 self._move_aside([os.path.join(self.directory, "checkpoint")], "checkpoint", state_damage)
             self._manager = self._make_manager()
@@ -555,7 +555,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 self._move_aside(glob.glob(glob.escape(bad) + ".*"), os.path.basename(bad), reason)
             if state_damage:
                 self._move_aside([os.path.join(self.directory, "checkpoint")], "checkpoint", state_damage)
-            if skipped or state_damage:
+            state = None if state_damage else tf.train.get_checkpoint_state(self.directory)
+            named = os.path.basename(state.model_checkpoint_path) if state is not None else None
+            if skipped or named != os.path.basename(prefix):
                 # The state file lists what is left, newest last, so rotation goes on from here.
                 kept = [os.path.basename(p) for s_, p in sorted(candidates) if s_ <= step]
                 tf.compat.v1.train.update_checkpoint_state(self.directory, kept[-1], kept)

@@ -68,8 +68,10 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 #: they fix the architecture, the optimizer's state layout and the step <-> epoch mapping.
 RESUME_FIELDS = (
     "model_preset", "image_size", "num_classes", "width", "fusion", "optimizer", "precision",
-    "batch_size", "steps_per_epoch",
+    "batch_size", "steps_per_epoch", "ab_loss",
 )
+#: Values of resume fields in run directories written before the field existed.
+_LEGACY_RESUME_VALUES = {"ab_loss": "mse"}
 
 
 class ConfigError(ValueError):
@@ -427,8 +429,11 @@ def check_work_dir(config):
             f"work_dir={config.work_dir!r}: its config.json cannot be read ({e}); repair it (flags.txt beside it "
             "holds the same settings) or use another --work_dir") from None
     current = config.to_dict()
-    changed = [f"{name}={previous.get(name)!r} there, {current[name]!r} now"
-               for name in RESUME_FIELDS if previous.get(name) != current[name]]
+    def before(name):
+        return previous.get(name, _LEGACY_RESUME_VALUES.get(name))
+
+    changed = [f"{name}={before(name)!r} there, {current[name]!r} now"
+               for name in RESUME_FIELDS if before(name) != current[name]]
     if changed:
         raise ConfigError(
             f"work_dir={config.work_dir!r} holds a run with an incompatible configuration ({'; '.join(changed)}); "

@@ -135,6 +135,29 @@ def test_model_without_class_head_converts(tmp_path):
     assert np.abs(predictor(x) - np.asarray(model(x, training=False)["ab"])).max() <= 1e-4
 
 
+def test_mixed_bfloat16_model_converts_as_float32(tmp_path):
+    """A model built (or trained and loaded) under mixed_bfloat16 converts; files match its float32 rebuild.
+
+    Before: the bfloat16 graph failed to convert ("'tf.ConcatV2' op is neither a custom op nor a flex op").
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(3)
+        model = build_colorizer(get_preset("tiny"))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    bn_statistics.reestimate_batch_norm(model, _smooth_l(8, 64, seed=6))
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model._flatten_layers(recursive=True)}  # noqa: SLF001
+    reference = bn_folding.as_float32(model)
+    assert {layer.dtype_policy.name for layer in reference._flatten_layers(recursive=True)} == {"float32"}  # noqa: SLF001
+    result = tflite.convert_variants(model, tmp_path, ["float32", "dynamic_int8"])
+    x = _smooth_l(2, 64, seed=7)
+    got = litert_runner.LiteRTPredictor(result.paths["float32"]).predict(x)["ab"]
+    assert np.abs(got - np.asarray(reference(x, training=False)["ab"])).max() <= 1e-4
+    assert model.get_layer("up1_1_conv").dtype_policy.name == "mixed_bfloat16"  # the input model is untouched
+
+
 def test_float32_tflite_matches_keras(tiny_model, converted, eval_photos):
     l_photos, _ = eval_photos
     predictor = litert_runner.LiteRTPredictor(converted.paths["float32"], num_threads=2)
@@ -178,6 +201,10 @@ def test_convert_checks_arguments_first(tiny_model, tmp_path, converted):
         tflite.convert_variants(tiny_model, tmp_path, ["float32", "int4"])
     with pytest.raises(ValueError, match="calibration"):
         tflite.convert_variants(tiny_model, tmp_path, ["int8"])
+    with pytest.raises(ValueError, match="calibration"):
+        tflite.convert_variants(tiny_model, tmp_path, ["int16x8"])
+    with pytest.raises(ValueError, match="clip_percentile"):
+        tflite.convert_variants(tiny_model, tmp_path, ["float32"], clip_percentile=40)
     with pytest.raises(FileExistsError):
         tflite.convert_variants(tiny_model, converted.paths["float32"].parent, ["float32"])
     assert not list(tmp_path.iterdir())
@@ -223,6 +250,7 @@ def test_report_written_and_consistent(tiny_model, converted, eval_photos, tmp_p
         assert 0 < row["latency_min_ms"] <= row["latency_ms"] and row["latency_vs_saved_model"] > 0
         assert row["paper_mae"] == pytest.approx(loaded["keras_paper_mae"] + row["paper_mae_delta"])
     assert rows["float32"]["ab_max_abs_vs_keras"] <= 1e-4
+    assert rows["float32"]["recommended"] and rows["float32"]["tolerance"] == tflite.TOLERANCES["float32"]
     table = tflite_report.format_table(loaded)
     assert all(f"| {v} |" for v in tflite.VARIANTS) and "SavedModel" in table
 

@@ -26,6 +26,7 @@ from keras_colorize.export import tflite_report
 SCENES_VAL = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes" / "intel" / "test"
 CALIBRATION_PER_CLASS = 8
 EVAL_PER_CLASS = 3
+FAST_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")  # int16x8 (slow kernels) has its own slow test
 
 
 def _trained_model_path():
@@ -69,7 +70,7 @@ def scene_photos(trained_model):
 def trained_variants(trained_model, scene_photos, tmp_path_factory):
     l_calibration, _, _ = scene_photos
     out = tmp_path_factory.mktemp("trained_tflite")
-    return tflite.convert_variants(trained_model, out, tflite.VARIANTS, tflite.photo_calibration(l_calibration)).paths
+    return tflite.convert_variants(trained_model, out, FAST_VARIANTS, tflite.photo_calibration(l_calibration)).paths
 
 
 @pytest.fixture(scope="module")
@@ -89,17 +90,25 @@ def test_every_variant_within_tolerance_on_real_photos(trained_variants, scene_p
         assert mean <= tflite.TOLERANCES[variant], (variant, differences)
 
 
-def test_clipped_calibration_is_what_makes_int8_work(trained_model, scene_photos, reference_ab, tmp_path):
+def test_clipped_calibration_is_what_makes_int8_work(trained_model, trained_variants, scene_photos, reference_ab,
+                                                     tmp_path):
     """The converter's min/max ranges (clip_percentile=None) collapse the trained decoder; clipped ones do not."""
     l_calibration, l_eval, _ = scene_photos
-    paths = {}
+    paths = {"clipped": trained_variants["int8"], "minmax": tmp_path / "minmax.tflite"}
     with tflite.tflite_saved_model(trained_model) as (saved, _):
-        for name, percentile in (("minmax", None), ("clipped", tflite.DEFAULT_CLIP_PERCENTILE)):
-            paths[name] = tmp_path / f"{name}.tflite"
-            paths[name].write_bytes(tflite.convert_saved_model(
-                saved, "int8", tflite.photo_calibration(l_calibration), clip_percentile=percentile))
+        paths["minmax"].write_bytes(tflite.convert_saved_model(
+            saved, "int8", tflite.photo_calibration(l_calibration), clip_percentile=None))
     differences = tflite_report.ab_differences(paths, l_eval, reference_ab)
     assert differences["clipped"][0] <= tflite.TOLERANCES["int8"] < differences["minmax"][0], differences
+
+
+@pytest.mark.slow
+def test_int16x8_within_tolerance(trained_model, scene_photos, reference_ab, tmp_path):
+    l_calibration, l_eval, _ = scene_photos
+    paths = tflite.convert_variants(trained_model, tmp_path, ["int16x8"],
+                                    tflite.photo_calibration(l_calibration[::2])).paths
+    mean, _ = tflite_report.ab_differences(paths, l_eval[::3], reference_ab[::3])["int16x8"]
+    assert mean <= tflite.TOLERANCES["int16x8"], mean
 
 
 def test_int8_is_full_integer_with_float_io(trained_variants):
@@ -121,9 +130,9 @@ def test_int8_is_full_integer_with_float_io(trained_variants):
 
 def test_report_marks_variants_by_tolerance(trained_model, trained_variants, scene_photos):
     _, l_eval, ab_eval = scene_photos
-    report = tflite_report.build_report(trained_model, trained_variants, l_eval[:6], ab_eval[:6], runs=2)
+    report = tflite_report.build_report(trained_model, trained_variants, l_eval[:4], ab_eval[:4], runs=2)
     rows = {r["variant"]: r for r in report["variants"]}
-    assert set(rows) == set(tflite.VARIANTS)
+    assert set(rows) == set(FAST_VARIANTS)
     for variant, row in rows.items():
         assert row["tolerance"] == tflite.TOLERANCES[variant]
         assert row["recommended"] == (row["ab_mae_vs_keras"] <= row["tolerance"])

@@ -520,10 +520,13 @@ def _damage(checkpoints, kind):
         (checkpoints / "ckpt-6.index").write_bytes(b"")
     elif kind == "empty_state_file":
         (checkpoints / "checkpoint").write_bytes(b"")
+    elif kind == "state_behind":  # killed after writing ckpt-6, before the state file named it
+        tf.compat.v1.train.update_checkpoint_state(str(checkpoints), "ckpt-4", ["ckpt-3", "ckpt-4"])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, resumed_from", [("truncated_data", 4), ("empty_index", 4), ("empty_state_file", 6)])
+@pytest.mark.parametrize("kind, resumed_from", [("truncated_data", 4), ("empty_index", 4), ("empty_state_file", 6),
+                                                ("state_behind", 6)])
 def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, finished_run, shards, tmp_path, caplog):
     import shutil
 
@@ -535,23 +538,27 @@ def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, fi
     _damage(checkpoints, kind)
     damaged_files = sorted(p.name for p in checkpoints.iterdir()
                            if p.name.startswith("ckpt-6." if kind != "empty_state_file" else "checkpoint"))
+    if kind == "state_behind":
+        damaged_files = []  # nothing is damaged: the newest complete checkpoint wins over the state file
     damaged_bytes = {name: (checkpoints / name).read_bytes() for name in damaged_files}
     with caplog.at_level("INFO"):
         result = train_lib.train(tiny_config(shards, work_dir))
     assert result.summary["resumed_from_step"] == resumed_from and result.summary["steps"] == 6
     log = caplog.text
     assert re.search(rf"restored .*ckpt-{resumed_from} \(step {resumed_from}\)", log), log
-    moved = list((checkpoints / "damaged").iterdir())
-    assert len(moved) == 1
-    if kind == "empty_state_file":
+    moved = list((checkpoints / "damaged").iterdir()) if damaged_files else []
+    assert not damaged_files or len(moved) == 1
+    if kind == "state_behind":
+        assert not (checkpoints / "damaged").exists() and "skipped" not in log
+    elif kind == "empty_state_file":
         assert re.fullmatch(r"checkpoint-\d{8}T\d{6}", moved[0].name)
         assert "skipped" not in log
     else:
         assert re.fullmatch(r"ckpt-6-\d{8}T\d{6}", moved[0].name)
         assert len(re.findall(r"checkpoint .*ckpt-6 skipped: \w+", log)) == 1, log
-    # Moved, not deleted: the same bytes, with the reason beside them.
-    assert {name: (moved[0] / name).read_bytes() for name in damaged_files} == damaged_bytes
-    assert (moved[0] / "REASON.txt").read_text().strip()
+    if moved:  # moved, not deleted: the same bytes, with the reason beside them
+        assert {name: (moved[0] / name).read_bytes() for name in damaged_files} == damaged_bytes
+        assert (moved[0] / "REASON.txt").read_text().strip()
     # The state file is readable again and names the newest checkpoint; a rerun restores that without skipping.
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-6")
     assert [s for s, _ in cb.checkpoint_files(str(checkpoints))][0] == 6

@@ -246,3 +246,17 @@ def test_unet_bins_head_through_build_and_compile(tmp_path):
     got = keras.saving.load_model(path).predict(l_in, verbose=0)
     np.testing.assert_array_equal(got["ab"], out["ab"])
     assert models.UNetBinsColorizer.from_config(model.get_config()).get_config() == model.get_config()
+
+
+@pytest.mark.slow
+def test_saved_model_and_tflite_parity(tiny, tmp_path):
+    from keras_colorize.export import litert_runner, saved_model, tflite  # noqa: PLC0415
+
+    l_in = np.random.default_rng(7).random((2, 64, 64, 1), dtype=np.float32)
+    expected = tiny.predict(l_in, verbose=0)["ab"]
+    path = saved_model.export_saved_model(tiny, tmp_path / "sm", 1)
+    served = tf.saved_model.load(str(path)).signatures["colorize_l"](L=tf.constant(l_in))
+    np.testing.assert_allclose(served["ab"].numpy(), expected, atol=1e-5)
+    converted = tflite.convert_variants(tiny, tmp_path / "tflite", variants=("float32",))
+    lite = litert_runner.LiteRTPredictor(str(converted.paths["float32"])).predict(l_in)
+    np.testing.assert_allclose(lite["ab"], expected, atol=1e-4)

@@ -278,10 +278,10 @@ def model_inputs(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS):
     done, header, pixels, inputs = done[:-1], header[:-1], pixels[:-1], inputs[:-1]
     decoded_ok = tf.scatter_nd(done[:, None], tf.ones_like(done, tf.int32), [count]) > 0
     checks = [_assert_each(decoded_ok, "corrupt or truncated image data (the decoder refused it)")]
-    position = tf.scatter_nd(done[:, None], tf.range(tf.size(done)), [count])  # image i -> its row
-    header = tf.gather(header, position)
-    pixels = tf.gather(pixels, position)
-    with tf.control_dependencies(checks):
+    with tf.control_dependencies(checks):  # the gathers below need every image decoded
+        position = tf.scatter_nd(done[:, None], tf.range(tf.size(done)), [count])  # image i -> its row
+        header = tf.gather(header, position)
+        pixels = tf.gather(pixels, position)
         limit = tf.constant(max_pixels, tf.int64)
         too_big = "image too large ({}): more than max_pixels=" + str(max_pixels) + " pixels; height, width ="
         checks.append(_assert_each(header[:, 0] * header[:, 1] <= limit, too_big.format("from the file header"),

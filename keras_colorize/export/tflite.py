@@ -29,6 +29,8 @@ Variants (:data:`VARIANTS`):
                   cost nothing next to the network; an int8-only accelerator can still
                   take the model with ``int8_io=True``.
 ``int16x8``       int8 weights, int16 activations (TFLite's 16x8 mode), same calibration.
+                  Optional (not in :data:`VARIANTS`, the default set): XNNPACK has no
+                  int16 kernels, so LiteRT runs it ~15x slower than float32.
 
 How close each comes to the float32 Keras model is :data:`TOLERANCES` (mean
 |a*b* difference|, model units) and is measured by
@@ -73,7 +75,10 @@ class Converted:
     folded_pairs: list  # (producer layer name, BatchNormalization layer name)
 
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
+#: The default set of variants.
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+#: Every variant :func:`convert_variants` accepts.
+ALL_VARIANTS = VARIANTS + ("int16x8",)
 #: Variants whose activations are quantized: they need a representative dataset.
 CALIBRATED_VARIANTS = ("int8", "int16x8")
 #: Largest mean |a*b* difference| to the float32 Keras model (model units,
@@ -88,9 +93,9 @@ _CLIP_SAMPLES_PER_IMAGE = 2048
 def check_variants(variants):
     """Tuple of variant names; ValueError naming any unknown one."""
     variants = tuple(variants)
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in ALL_VARIANTS]
     if unknown or not variants:
-        raise ValueError(f"variants must be a non-empty subset of {VARIANTS}, got {list(variants)}")
+        raise ValueError(f"variants must be a non-empty subset of {ALL_VARIANTS}, got {list(variants)}")
     return variants
 
 
@@ -166,7 +171,7 @@ def convert_saved_model(path, variant, calibration=None, int8_io=False, clip_per
 
     Args:
       path: SavedModel folder with a ``serving_default`` signature on ``L``.
-      variant: one of :data:`VARIANTS`.
+      variant: one of :data:`ALL_VARIANTS`.
       calibration: representative-dataset callable; required for
         :data:`CALIBRATED_VARIANTS`.
       int8_io: ``"int8"`` only: int8 input and outputs instead of float32.
@@ -254,7 +259,7 @@ def convert_variants(model, output_dir, variants=VARIANTS, calibration=None, nam
     Args:
       model: the Keras colorizer (not modified; any dtype policy, converted as float32).
       output_dir: folder for the ``.tflite`` files (created).
-      variants: subset of :data:`VARIANTS`.
+      variants: subset of :data:`ALL_VARIANTS`.
       calibration: representative dataset (:func:`calibration_dataset`,
         :func:`photo_calibration`), needed for :data:`CALIBRATED_VARIANTS`.
       name: file-name prefix.

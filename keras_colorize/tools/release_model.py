@@ -27,6 +27,29 @@ _TOLERANCE = flags.DEFINE_float(
     "(bfloat16 training compute against float32 inference).")
 
 
+def _model_config(trained, model_path):
+    """The architecture config: the model's own, else the training run's ``config.json`` beside the file.
+
+    The trainer saves a functional clone of its model (``callbacks.save_model_atomic``), which keeps the
+    weights and graph but not the ``ModelConfig``; the run's ``config.json`` holds the flags that built it.
+    """
+    import dataclasses  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from keras_colorize import train_lib  # noqa: PLC0415
+
+    if getattr(trained, "config", None) is not None:
+        return trained.config
+    run_config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    if not os.path.isfile(run_config):
+        raise ValueError(f"model={model_path!r} carries no architecture config and there is no {run_config} "
+                         "(the training run's config) beside it")
+    with open(run_config) as f:
+        values = json.load(f)
+    names = {f.name for f in dataclasses.fields(train_lib.TrainConfig)}
+    return train_lib.TrainConfig(**{k: v for k, v in values.items() if k in names}).model_config()
+
+
 def release(model_path, output, max_mb=50.0, tolerance=0.02):
     """Rebuilds ``model_path`` in float32, checks it, writes ``output``; returns a dict of figures."""
     import keras  # noqa: PLC0415
@@ -37,7 +60,7 @@ def release(model_path, output, max_mb=50.0, tolerance=0.02):
     if not os.path.isfile(model_path):
         raise ValueError(f"model={model_path!r} is not an existing file")
     trained = keras.saving.load_model(model_path, compile=False)
-    config = trained.config
+    config = _model_config(trained, model_path)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
