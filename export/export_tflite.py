@@ -28,10 +28,19 @@ _MODEL = flags.DEFINE_string("model", "", f"Model: {pretrained.MODEL_HELP} (.ker
                              "shards or photos).")
 _PRESET = flags.DEFINE_enum("preset", "paper", ["paper", "tiny"], "Preset used when --model is empty.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for <name>_<variant>.tflite and report.json.")
-_VARIANTS = flags.DEFINE_list("variants", list(tflite.VARIANTS), f"Subset of {list(tflite.VARIANTS)}.")
+_VARIANTS = flags.DEFINE_list("variants", list(tflite.VARIANTS),
+                              f"Subset of {list(tflite.ALL_VARIANTS)}; default {list(tflite.VARIANTS)} (int16x8 is "
+                              "accurate but runs on slow reference kernels).")
 _CALIBRATION = flags.DEFINE_string("calibration_shards", "",
                                    "Glob of TFRecord shards (make_shards) for full-integer calibration; "
-                                   "required for the int8 variant.")
+                                   "this or --calibration_photos is required for the int8 and int16x8 variants.")
+_CALIBRATION_PHOTOS = flags.DEFINE_string(
+    "calibration_photos", "", "Folder of real colour photos for full-integer calibration (instead of shards). "
+    "Never the photos you report on.")
+_CLIP = flags.DEFINE_float(
+    "clip_percentile", tflite.DEFAULT_CLIP_PERCENTILE,
+    "int8: each activation range is the central this-percent of the calibration values (outliers clipped); "
+    "0 = plain min/max ranges.")
 _CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", tflite.DEFAULT_CALIBRATION_STEPS,
                                           "Calibration images (one per step).")
 _PHOTOS = flags.DEFINE_string("photos", "", "Folder of real colour photos for the report; no report if empty.")
@@ -49,7 +58,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = export_lib.TfliteExportConfig(
         output_dir=_OUTPUT_DIR.value, model_path=_MODEL.value, preset=_PRESET.value, variants=tuple(_VARIANTS.value),
-        calibration_shards=_CALIBRATION.value, calibration_steps=_CALIBRATION_STEPS.value, photos_dir=_PHOTOS.value,
+        calibration_shards=_CALIBRATION.value, calibration_photos=_CALIBRATION_PHOTOS.value,
+        calibration_steps=_CALIBRATION_STEPS.value, clip_percentile=_CLIP.value or None, photos_dir=_PHOTOS.value,
         num_photos=_NUM_PHOTOS.value, report=_REPORT.value, num_threads=_THREADS.value, timed_runs=_RUNS.value,
         overwrite=_OVERWRITE.value, name=_NAME.value)
     try:

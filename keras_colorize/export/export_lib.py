@@ -107,8 +107,10 @@ class TfliteExportConfig:
     model_path: str = ""
     preset: str = "paper"
     variants: Sequence[str] = tflite_lib.VARIANTS
-    calibration_shards: str = ""  # glob of TFRecord shards; required for "int8"
+    calibration_shards: str = ""  # glob of TFRecord shards; this or calibration_photos is required for int8/int16x8
+    calibration_photos: str = ""  # a folder of real colour photos, the alternative to calibration_shards
     calibration_steps: int = tflite_lib.DEFAULT_CALIBRATION_STEPS
+    clip_percentile: Optional[float] = tflite_lib.DEFAULT_CLIP_PERCENTILE  # int8 activation ranges; None = min/max
     photos_dir: str = ""  # real photos for the report's quality columns; no report without
     num_photos: int = 32
     report: str = ""  # JSON path; default <output_dir>/report.json
@@ -132,8 +134,14 @@ def export_tflite(config, model=None, progress=print):
     Arguments are checked before any conversion starts.
     """
     variants = tflite_lib.check_variants(config.variants)
-    if "int8" in variants and not config.calibration_shards:
-        raise ValueError("variants include 'int8': calibration_shards (a glob of TFRecord shards) is required")
+    calibrated = [v for v in variants if v in tflite_lib.CALIBRATED_VARIANTS]
+    if calibrated and not (config.calibration_shards or config.calibration_photos):
+        raise ValueError(f"variants include {calibrated}: calibration_shards (a glob of TFRecord shards) or "
+                         "calibration_photos (a folder of real colour photos) is required")
+    if config.calibration_shards and config.calibration_photos:
+        raise ValueError("give calibration_shards or calibration_photos, not both")
+    if config.calibration_photos and not pathlib.Path(config.calibration_photos).is_dir():
+        raise ValueError(f"calibration_photos={config.calibration_photos!r} is not an existing folder")
     if config.num_photos < 1:
         raise ValueError(f"num_photos must be >= 1, got {config.num_photos!r}")
     from keras_colorize.export import tflite_report  # noqa: PLC0415
@@ -149,6 +157,9 @@ def export_tflite(config, model=None, progress=print):
     calibration = None
     if config.calibration_shards:
         calibration = tflite_lib.calibration_dataset(config.calibration_shards, image_size, config.calibration_steps)
+    elif config.calibration_photos:
+        calibration_files = tflite_report.list_photos(config.calibration_photos, config.calibration_steps)
+        calibration = tflite_lib.photo_calibration(tflite_report.load_photos(calibration_files, image_size)[0])
     l_photos = ab_photos = None
     if photos:
         l_photos, ab_photos = tflite_report.load_photos(photos, image_size)
@@ -156,7 +167,8 @@ def export_tflite(config, model=None, progress=print):
         description += _quick_init(model, l_photos, calibration, progress)
 
     converted = tflite_lib.convert_variants(
-        model, config.output_dir, variants, calibration, config.name, config.overwrite, progress)
+        model, config.output_dir, variants, calibration, config.name, config.overwrite, progress,
+        clip_percentile=config.clip_percentile)
     report = report_path = None
     if photos:
         report = tflite_report.build_report(
