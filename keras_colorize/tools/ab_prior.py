@@ -22,12 +22,18 @@ from absl import flags
 
 from keras_colorize import cli
 
-_TRAIN_DATA = flags.DEFINE_string("train_data", None, "Glob of the training TFRecord shards (from make_shards).")
-_OUTPUT = flags.DEFINE_string("output", None, "Where to write the prior, a .npy file.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 256, "Side of the centre crops the pixels are counted on.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Images per batch while counting.")
-_MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Count at most this many images (0 = all).")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+    """Defines the command's flags (only when run as a command: the library functions are imported by
+    tests and the trainer, whose processes define ``--train_data`` themselves)."""
+    flags.DEFINE_string("train_data", None, "Glob of the training TFRecord shards (from make_shards).")
+    flags.DEFINE_string("output", None, "Where to write the prior, a .npy file.")
+    flags.DEFINE_integer("image_size", 256, "Side of the centre crops the pixels are counted on.")
+    flags.DEFINE_integer("batch_size", 32, "Images per batch while counting.")
+    flags.DEFINE_integer("max_images", 0, "Count at most this many images (0 = all).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 
 
 def estimate_prior(train_data, image_size=256, batch_size=32, max_images=0):
@@ -102,13 +108,13 @@ def write_prior(prior, output, overwrite=False):
 
 def main(argv):
     cli.check_args(argv, required=("train_data", "output"))
-    output = _OUTPUT.value
+    output = FLAGS.output
     if not output.endswith(".npy"):
         raise ValueError(f"output must end in .npy, got output={output!r}")
-    if os.path.exists(output) and not _OVERWRITE.value:
+    if os.path.exists(output) and not FLAGS.overwrite:
         raise ValueError(f"output={output!r} exists; pass --overwrite to replace it")
-    prior, stats = estimate_prior(_TRAIN_DATA.value, _IMAGE_SIZE.value, _BATCH_SIZE.value, _MAX_IMAGES.value)
-    write_prior(prior, output, overwrite=_OVERWRITE.value)
+    prior, stats = estimate_prior(FLAGS.train_data, FLAGS.image_size, FLAGS.batch_size, FLAGS.max_images)
+    write_prior(prior, output, overwrite=FLAGS.overwrite)
     print(f"{output}: a*b* prior of {stats['images']} images ({stats['pixels']} pixels, {stats['files']} shards); "
           f"{stats['bins_hit']} of {len(prior)} bins hit", file=sys.stdout, flush=True)
     return 0
@@ -116,6 +122,7 @@ def main(argv):
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _define_flags()
     cli.run(main, "ab_prior")
 
 
