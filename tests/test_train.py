@@ -19,6 +19,7 @@ from absl import flags as absl_flags
 
 from keras_colorize import flags as kc_flags
 from keras_colorize import train_lib
+from keras_colorize.data import places365
 from keras_colorize.data import demo
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -99,6 +100,26 @@ def test_every_flagfile_parses(monkeypatch):
         else:
             config = parse_flagfile(path)
         train_lib.validate(config, check_data=False)
+
+
+def test_scenes_flagfiles_are_the_fusion_ablation_of_one_recipe(monkeypatch):
+    """The bundled model's recipe and its w/o-fusion twin: same data, budget and seed; runbook headers."""
+    monkeypatch.chdir(REPO_ROOT)
+    fusion = parse_flagfile("experiments/scenes_cpu.flags")
+    nofusion = parse_flagfile("experiments/scenes_cpu_nofusion.flags")
+    assert fusion.model_preset == "paper" and fusion.fusion and not nofusion.fusion
+    assert fusion.num_classes == len(places365.read_class_list(EXPERIMENTS / "scenes_classes.txt")) == 12
+    assert fusion.precision == "mixed_bfloat16" and fusion.encoder_weights == ""
+    differ = {k for k, v in fusion.to_dict().items() if nofusion.to_dict()[k] != v}
+    assert differ == {"work_dir", "fusion"}
+    # 2 idle CPU cores ran 0.54 s/step: the step budget must fit 90 minutes with a 2x margin for load.
+    steps = fusion.epochs * (8450 // fusion.batch_size)
+    assert steps * 0.54 * 2 <= 90 * 60
+    for name in ("scenes_cpu", "scenes_cpu_nofusion"):
+        header = (EXPERIMENTS / f"{name}.flags").read_text().split("\n--")[0]
+        assert f"python -m keras_colorize.train --flagfile=experiments/{name}.flags" in header
+        assert "Time (measured" in header and "Result (measured)" in header and "2 CPU cores" in header
+        train_lib.validate(parse_flagfile(f"experiments/{name}.flags"), check_data=False)
 
 
 def test_demo_flagfile(monkeypatch):

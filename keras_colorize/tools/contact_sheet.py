@@ -19,14 +19,19 @@ from absl import app
 from absl import flags
 from PIL import Image, ImageDraw, ImageFont
 
-_INPUT = flags.DEFINE_string("input", None, "Folder of photographs (not recursive).")
-_OUTPUT = flags.DEFINE_string("output", None, "Contact sheet file (.jpg or .png).")
-_MODEL = flags.DEFINE_string("model", "scenes", "Bundled model name or model path.")
-_COLORIZED_DIR = flags.DEFINE_string("colorized_dir", "", "If set, also save each full-resolution colorization here.")
-_THUMB = flags.DEFINE_integer("thumb", 360, "Thumbnail height in pixels.")
-_COLUMNS = flags.DEFINE_integer("columns", 3, "Pairs per row.")
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def _define_flags():
+    """Defines the command's flags (only when run as a command, so importing the library
+    functions never clashes with another command's flags in the same process)."""
+    flags.DEFINE_string("input", None, "Folder of photographs (not recursive).")
+    flags.DEFINE_string("output", None, "Contact sheet file (.jpg or .png).")
+    flags.DEFINE_string("model", "scenes", "Bundled model name or model path.")
+    flags.DEFINE_string("colorized_dir", "", "If set, also save each full-resolution colorization here.")
+    flags.DEFINE_integer("thumb", 360, "Thumbnail height in pixels.")
+    flags.DEFINE_integer("columns", 3, "Pairs per row.")
 
 
 def _font(size):
@@ -104,18 +109,20 @@ def run(input_dir, output, model="scenes", colorized_dir="", thumb=360, columns=
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for flag in (_INPUT, _OUTPUT):
-        if not flag.value:
-            print(f"contact_sheet: error: --{flag.name} is required", file=sys.stderr)
+    for name in ('input', 'output'):
+        if not flags.FLAGS[name].value:
+            print(f"contact_sheet: error: --{name} is required", file=sys.stderr)
             return 2
     try:
-        n = run(_INPUT.value, _OUTPUT.value, _MODEL.value, _COLORIZED_DIR.value, _THUMB.value, _COLUMNS.value)
+        f = flags.FLAGS
+        n = run(f.input, f.output, f.model, f.colorized_dir, f.thumb, f.columns)
     except ValueError as e:
         print(f"contact_sheet: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {_OUTPUT.value}: {n} photos")
+    print(f"wrote {flags.FLAGS.output}: {n} photos")
     return 0
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -19,12 +19,17 @@ import tempfile
 from absl import app
 from absl import flags
 
-_MODEL = flags.DEFINE_string("model", None, "Trained .keras file (e.g. runs/scenes_cpu/best.keras).")
-_OUTPUT = flags.DEFINE_string("output", None, "Where to write the float32 .keras file.")
-_MAX_MB = flags.DEFINE_float("max_mb", 50.0, "Largest file allowed, in MB (10^6 bytes).")
-_TOLERANCE = flags.DEFINE_float(
-    "tolerance", 0.02, "Largest mean |a*b*| difference (model units) allowed between the trained and released model "
-    "(bfloat16 training compute against float32 inference).")
+
+
+def _define_flags():
+    """Defines the command's flags (only when run as a command, so importing the library
+    functions never clashes with another command's flags in the same process)."""
+    flags.DEFINE_string("model", None, "Trained .keras file (e.g. runs/scenes_cpu/best.keras).")
+    flags.DEFINE_string("output", None, "Where to write the float32 .keras file.")
+    flags.DEFINE_float("max_mb", 50.0, "Largest file allowed, in MB (10^6 bytes).")
+    flags.DEFINE_float(
+        "tolerance", 0.02, "Largest mean |a*b*| difference (model units) allowed between the trained and released model "
+        "(bfloat16 training compute against float32 inference).")
 
 
 def _model_config(trained, model_path):
@@ -97,12 +102,12 @@ def release(model_path, output, max_mb=50.0, tolerance=0.02):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for flag in (_MODEL, _OUTPUT):
-        if not flag.value:
-            print(f"release_model: error: --{flag.name} is required", file=sys.stderr)
+    for name in ('model', 'output'):
+        if not flags.FLAGS[name].value:
+            print(f"release_model: error: --{name} is required", file=sys.stderr)
             return 2
     try:
-        figures = release(_MODEL.value, _OUTPUT.value, _MAX_MB.value, _TOLERANCE.value)
+        figures = release(flags.FLAGS.model, flags.FLAGS.output, flags.FLAGS.max_mb, flags.FLAGS.tolerance)
     except ValueError as e:
         print(f"release_model: error: {e}", file=sys.stderr)
         return 2
@@ -112,4 +117,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
