@@ -562,7 +562,8 @@ def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, fi
     if kind == "state_behind":
         damaged_files = []  # nothing is damaged: the newest complete checkpoint wins over the state file
     damaged_bytes = {name: (checkpoints / name).read_bytes() for name in damaged_files}
-    with caplog.at_level("INFO"):
+    # The absl logger's own level depends on what ran before (absl flag parsing sets it): set it here.
+    with caplog.at_level("INFO"), caplog.at_level("INFO", logger="absl"):
         result = train_lib.train(tiny_config(shards, work_dir))
     assert result.summary["resumed_from_step"] == resumed_from and result.summary["steps"] == 6
     log = caplog.text
