@@ -149,3 +149,14 @@ def test_load_keras_model_for_exporters(tiny_model_path, bad_models, tmp_path):
         inference.load_keras_model(tmp_path / "empty.keras")
     with pytest.raises(ValueError, match="does not exist"):
         inference.load_keras_model(tmp_path / "missing.keras")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x13\x37 not a zip " * 20])
+def test_exporters_call_a_garbage_keras_file_invalid(tmp_path, content):
+    """The exporters load through the same checked loader as colorize (not Keras' "File not found")."""
+    from keras_colorize.export import export_lib
+
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a valid Keras model file"):
+        export_lib.load_model(str(path))
