@@ -341,7 +341,7 @@ def pipeline_rows(config, work_dir, log):
 
 
 def e2e_rows(config, work_dir, log):
-    log(f"[e2e] {config.e2e_megapixels:g}-megapixel JPEG through keras_colorize.inference.Colorizer")
+    log(f"[e2e] {config.e2e_megapixels:g}-megapixel JPEG through keras_colorize.inference.api.Colorizer")
     row = Row(f"5. end to end {config.e2e_megapixels:g} MP JPEG (s/image)", "s", "lower", "Colorizer",
               "2 s target", target="<= 1.0x (under 2 s)")
     artifacts = {}

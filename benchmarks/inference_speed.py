@@ -83,8 +83,9 @@ def colorize_file(colorizer, images, src, dst):
 
 def main(argv):
     del argv
-    from keras_colorize import images, video
-    from keras_colorize.inference import Colorizer
+    from keras_colorize.inference import images
+    from keras_colorize.inference import film
+    from keras_colorize.inference.api import Colorizer
     from keras_colorize.models import build_colorizer, get_preset
 
     results = {"cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg()}
@@ -113,7 +114,7 @@ def main(argv):
             entry["photo_warm_all_s"] = warm
             if gray_clip.exists():
                 for smooth in (False, True):
-                    report = video.colorize_video(colorizer, gray_clip, tmp / f"film_{smooth}.mp4", smooth=smooth,
+                    report = film.colorize_video(colorizer, gray_clip, tmp / f"film_{smooth}.mp4", smooth=smooth,
                                                   progress=False)
                     entry[f"film_{'smooth' if smooth else 'plain'}"] = {
                         k: report[k] for k in ("frames", "fps", "size", "audio", "seconds", "frames_per_second",

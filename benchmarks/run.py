@@ -34,7 +34,7 @@ INFER_CALLS = flags.DEFINE_integer("infer_calls", 5, "timed batch-1 inference ca
 TORCH_CHANNELS_LAST = flags.DEFINE_bool("torch_channels_last", True, "PyTorch reference in channels-last (its faster layout)")
 KERAS_SETUP = flags.DEFINE_enum(
     "keras_setup", "package", ["package", "tuned", "stock"],
-    "package: measure what the trainer/colorizer set up; tuned/stock: force keras_colorize.perf's CPU "
+    "package: measure what the trainer/colorizer set up; tuned/stock: force keras_colorize.training.perf's CPU "
     "settings (fused batch norm) on/off, for A/B runs")
 QUICK = flags.DEFINE_bool("quick", False, "smoke run: 128 px training only, 3 rounds, batch-16 memory, 1 inference batch")
 OUTPUT = flags.DEFINE_string("output", os.path.join(HERE, "results", "latest.json"), "where the JSON report goes")

@@ -106,11 +106,11 @@ def _quiet_tf():
 
 
 def _tf_perf_setup():
-    """What keras_colorize.perf reports before anything is built (nothing is changed here)."""
+    """What keras_colorize.training.perf reports before anything is built (nothing is changed here)."""
     try:
-        from keras_colorize import perf
+        from keras_colorize.training import perf
     except ImportError:
-        return {"perf": "keras_colorize.perf absent"}
+        return {"perf": "keras_colorize.training.perf absent"}
     return {"onednn": perf.onednn_enabled()}
 
 
@@ -121,17 +121,17 @@ def _apply_keras_setup(setup):
     here, after building and before warm-up, decides what is timed.
     """
     try:
-        from keras_colorize import perf
+        from keras_colorize.training import perf
     except ImportError:
         return {"keras_setup": setup, "fused_batch_norm": False}
     if setup == "tuned":
         perf.configure_cpu()
     elif setup == "stock":
         perf.use_fused_batch_norm(False)
-    else:  # "package": what train_lib.train() turns on for a default run
-        from keras_colorize import train_lib
+    else:  # "package": what trainer.train() turns on for a default run
+        from keras_colorize.training import trainer
 
-        default = train_lib.TrainConfig.__dataclass_fields__.get("fused_batch_norm")
+        default = trainer.TrainConfig.__dataclass_fields__.get("fused_batch_norm")
         perf.use_fused_batch_norm(bool(default and default.default))
     import keras
 
@@ -153,10 +153,10 @@ def _random_batch(batch, size, num_classes, seed=0):
 
 
 def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e-4, setup="package"):
-    """Keras/TF: the model built and compiled by the trainer (train_lib.build_and_compile).
+    """Keras/TF: the model built and compiled by the trainer (trainer.build_and_compile).
 
     `setup`: "package" measures what the trainer sets up; "tuned" / "stock"
-    force keras_colorize.perf's CPU settings on / off (for A/B runs).
+    force keras_colorize.training.perf's CPU settings on / off (for A/B runs).
     """
     _quiet_tf()
     info = _tf_perf_setup()
@@ -180,7 +180,7 @@ def tf_train(image_size, batch_size, warmup, class_weight=0.01, learning_rate=1e
 def _trainer_model(image_size, class_weight, learning_rate):
     """(compiled model, classes, description): the trainer's own path when it exists.
 
-    ``train_lib.build_and_compile`` with a default ``TrainConfig`` (paper
+    ``trainer.build_and_compile`` with a default ``TrainConfig`` (paper
     preset, Adam, the trainer's jit/precision defaults), so that whatever the
     trainer sets up for speed is what is measured. Falls back to
     ``build_colorizer`` + ``model.compile`` without the trainer.
@@ -191,14 +191,14 @@ def _trainer_model(image_size, class_weight, learning_rate):
     from keras_colorize.models import build_colorizer, get_preset, losses
 
     try:
-        from keras_colorize import train_lib
+        from keras_colorize.training import trainer
 
-        config = train_lib.TrainConfig(
+        config = trainer.TrainConfig(
             work_dir="unused", demo_data_dir="unused", model_preset="paper", image_size=image_size,
             class_loss_weight=class_weight, learning_rate=learning_rate, optimizer="adam")
-        model, _ = train_lib.build_and_compile(config, tf.distribute.get_strategy(), total_steps=10_000)
+        model, _ = trainer.build_and_compile(config, tf.distribute.get_strategy(), total_steps=10_000)
         return model, config.num_classes, {
-            "compiled_by": "keras_colorize.train_lib.build_and_compile",
+            "compiled_by": "keras_colorize.training.trainer.build_and_compile",
             "jit_compile": config.jit_compile, "precision": config.precision,
             "steps_per_execution": config.steps_per_execution}
     except (ImportError, AttributeError) as error:
@@ -385,15 +385,15 @@ def tf_pipeline(file_pattern, image_size, batch_size, batches_per_call, full, sk
 def colorize_file(model_path, image_path, output_dir, warmup):
     """One JPEG file to one JPEG file: read, colorize at full resolution, write.
 
-    Uses the public API (keras_colorize.inference.Colorizer, images.read_image
+    Uses the public API (keras_colorize.inference.api.Colorizer, images.read_image
     and images.write_image), the path ``kc-colorize`` takes for one file.
     """
     _quiet_tf()
     info = _tf_perf_setup()
-    from keras_colorize import images
-    from keras_colorize import inference
+    from keras_colorize.inference import images
+    from keras_colorize.inference import api
 
-    colorizer = inference.Colorizer.from_path(model_path)
+    colorizer = api.Colorizer.from_path(model_path)
     output = os.path.join(output_dir, "colorized.jpg")
 
     def call():

@@ -22,7 +22,7 @@ def __getattr__(name):
     # Lazy, so `import keras_colorize` stays cheap (no TensorFlow import) for
     # tools such as the user-study server.
     if name == "Colorizer":
-        from keras_colorize.inference import Colorizer
+        from keras_colorize.inference.api import Colorizer
 
         return Colorizer
     raise AttributeError(f"module 'keras_colorize' has no attribute {name!r}")

@@ -145,7 +145,7 @@ def lab_to_linear_rgb(lab):
     """CIE L*a*b* (D65) -> linear RGB float32, not clipped (may leave [0, 1]).
 
     For gamut mapping that needs to know how far out of gamut a colour is
-    (e.g. ``keras_colorize.inference`` keeps L exact by desaturating instead of
+    (e.g. ``keras_colorize.inference.api`` keeps L exact by desaturating instead of
     clipping).
     """
     lab = tf.cast(tf.convert_to_tensor(lab), tf.float32)

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags
 
 from keras_colorize import cli
-from keras_colorize import colorize_lib
-from keras_colorize import images
+from keras_colorize.inference import photos
+from keras_colorize.inference import images
 from keras_colorize import pretrained
 
 FLAGS = flags.FLAGS
@@ -44,10 +44,10 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 def main(argv):
     cli.check_args(argv, required=("model", "input", "output"))
-    config = colorize_lib.ColorizeConfig(
+    config = photos.ColorizeConfig(
         model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
         output_format=FLAGS.output_format, overwrite=FLAGS.overwrite, quality=FLAGS.quality)
-    summary = colorize_lib.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
+    summary = photos.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
     print(summary.text())
     return 0 if summary.ok else 1
 

@@ -7,7 +7,7 @@ r"""Colorize a film: ``kc-colorize-video`` / ``python -m keras_colorize.colorize
 non-commercial use only; see ``keras_colorize.pretrained``). Same frame
 count, size and frame rate as the input; the audio track is carried over.
 ``--smooth`` turns on temporal chroma smoothing (see
-:mod:`keras_colorize.video`); the flicker figure with and without it is
+:mod:`keras_colorize.inference.film`); the flicker figure with and without it is
 printed either way, and the run report is written beside the output as
 ``<output>.json``. The output appears under its name only when complete.
 
@@ -58,12 +58,12 @@ FLAG_NAMES = {"model": "--model", "input": "--input", "output": "--output", "alp
 
 
 def config_from_flags():
-    """The :class:`keras_colorize.video.FilmConfig` the flags describe (validated, flags named in errors)."""
-    from keras_colorize import video  # noqa: PLC0415 - after flag parsing, so --help is fast
+    """The :class:`keras_colorize.inference.film.FilmConfig` the flags describe (validated, flags named in errors)."""
+    from keras_colorize.inference import film  # noqa: PLC0415 - after flag parsing, so --help is fast
 
-    config = video.FilmConfig(
+    config = film.FilmConfig(
         model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, smooth=FLAGS.smooth,
-        smoothing=video.SmoothingConfig(alpha=FLAGS.smooth_alpha, cut_threshold=FLAGS.cut_threshold),
+        smoothing=film.SmoothingConfig(alpha=FLAGS.smooth_alpha, cut_threshold=FLAGS.cut_threshold),
         batch_size=FLAGS.batch_size, crf=FLAGS.crf, max_frames=FLAGS.max_frames,
         allow_partial=FLAGS.allow_partial, overwrite=FLAGS.overwrite)
     config.validate(FLAG_NAMES)
@@ -75,10 +75,10 @@ def main(argv):
     config = config_from_flags()
     import av  # noqa: PLC0415
 
-    from keras_colorize import video  # noqa: PLC0415
+    from keras_colorize.inference import film  # noqa: PLC0415
 
     try:
-        summary = video.run(config, progress=FLAGS.progress)  # ValueError: bad input, cli.run exits 2
+        summary = film.run(config, progress=FLAGS.progress)  # ValueError: bad input, cli.run exits 2
     except (OSError, av.error.FFmpegError) as e:  # e.g. the disk filled up: nothing was published
         if isinstance(e, ValueError):
             raise

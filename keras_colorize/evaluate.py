@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags
 
 from keras_colorize import cli
-from keras_colorize import evaluate_lib
+from keras_colorize.evaluation import evaluator
 from keras_colorize import pretrained
 
 FLAGS = flags.FLAGS
@@ -48,13 +48,13 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 def main(argv):
     cli.check_args(argv, required=("model", "data", "output"))
-    config = evaluate_lib.EvalConfig(
-        models=tuple(evaluate_lib.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
+    config = evaluator.EvalConfig(
+        models=tuple(evaluator.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
         output=FLAGS.output, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
         max_images=FLAGS.max_images, grid_rows=FLAGS.grid_rows, grid_images=tuple(FLAGS.grid_images),
         seed=FLAGS.seed, labels_csv=FLAGS.labels_csv, label_column=FLAGS.label_column)
-    result = evaluate_lib.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
-    print(evaluate_lib.markdown_table(result, config.models))
+    result = evaluator.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
+    print(evaluator.markdown_table(result, config.models))
     for failure in result["failed"]:
         print(f"  FAILED {failure['file']}: {failure['reason']}")
     print(f"wrote {FLAGS.output}/metrics.json, metrics.md" + (", grid.png" if result["grid_names"] else ""))

@@ -1,8 +1,8 @@
 r"""Trains the colorizer: ``python -m keras_colorize.train --flagfile=experiments/p3.flags``.
 
-Thin binary: parses the flags of :mod:`keras_colorize.flags` into a
-:class:`keras_colorize.train_lib.TrainConfig` and calls
-:func:`keras_colorize.train_lib.train`. Rerunning the same command resumes
+Thin binary: parses the flags of :mod:`keras_colorize.training.flags` into a
+:class:`keras_colorize.training.trainer.TrainConfig` and calls
+:func:`keras_colorize.training.trainer.train`. Rerunning the same command resumes
 from the work directory's last checkpoint that loads.
 
 Exit status: 0 done; 1 the run failed (it diverged: NaN or infinite loss,
@@ -22,9 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # pylint: disable=wrong-import-position
 
-from keras_colorize import callbacks  # pylint: disable=wrong-import-position
-from keras_colorize import flags as kc_flags  # pylint: disable=wrong-import-position
-from keras_colorize import train_lib  # pylint: disable=wrong-import-position
+from keras_colorize.training import callbacks  # pylint: disable=wrong-import-position
+from keras_colorize.training import flags as kc_flags  # pylint: disable=wrong-import-position
+from keras_colorize.training import trainer  # pylint: disable=wrong-import-position
 
 
 def main(argv):
@@ -32,8 +32,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = kc_flags.train_config()
-        train_lib.train(config)
-    except train_lib.ConfigError as e:
+        trainer.train(config)
+    except trainer.ConfigError as e:
         # Bad flags, data or work directory, found before training: the message names the problem.
         print(f"keras_colorize.train: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from skimage import color as skcolor
 
-from keras_colorize import colorize_lib
+from keras_colorize.inference import photos
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -86,15 +86,15 @@ def test_refuses_unsafe_outputs(tiny_model_path, bw_dir, tmp_path):
     source.mkdir()
     shutil.copy(_small_bw(bw_dir, 1)[0], source / "a.jpg")
     with pytest.raises(ValueError, match="inside the input folder"):
-        colorize_lib.plan(source, source / "colorized")
+        photos.plan(source, source / "colorized")
     with pytest.raises(ValueError, match="inside the input folder"):
-        colorize_lib.plan(source, source)
+        photos.plan(source, source)
     with pytest.raises(ValueError, match="would overwrite the input"):
-        colorize_lib.plan(source / "a.jpg", source)
+        photos.plan(source / "a.jpg", source)
     with pytest.raises(ValueError, match="does not exist"):
-        colorize_lib.plan(tmp_path / "missing", tmp_path / "out")
+        photos.plan(tmp_path / "missing", tmp_path / "out")
     with pytest.raises(ValueError, match="output_format"):
-        colorize_lib.ColorizeConfig(model=str(tiny_model_path), input=str(source), output=str(tmp_path / "o"),
+        photos.ColorizeConfig(model=str(tiny_model_path), input=str(source), output=str(tmp_path / "o"),
                                     output_format="gif").validate()
     result = _cli("--model", str(tiny_model_path), "--input", str(source), "--output", str(source / "out"))
     assert result.returncode == 2 and "inside the input folder" in result.stderr
@@ -166,13 +166,13 @@ def test_two_inputs_one_output_is_refused(tiny_model_path, tmp_path):
     assert "'pic.jpg' and 'pic.png'" in line and "pic.png'" in line and "Traceback" not in result.stderr
     assert not out.exists() or not list(out.rglob("*.png"))
     # the same folder with the inputs' own formats has no collision
-    assert len(colorize_lib.plan(source, out).jobs) == 3
+    assert len(photos.plan(source, out).jobs) == 3
     # names differing only in case collide on a case-insensitive output file system
     (source / "pic.png").unlink()
     _photo(source / "PIC.JPG")
-    assert len(colorize_lib.plan(source, out, ignore_case=False).jobs) == 3
+    assert len(photos.plan(source, out, ignore_case=False).jobs) == 3
     with pytest.raises(ValueError, match="case-insensitive.*'PIC.JPG' and 'pic.jpg'"):
-        colorize_lib.plan(source, out, ignore_case=True)
+        photos.plan(source, out, ignore_case=True)
 
 
 def test_unwritable_output_is_refused_before_any_image(tiny_model_path, tmp_path):
@@ -207,9 +207,9 @@ def test_read_only_output_is_refused(tiny_model_path, tmp_path, read_only_folder
     source = tmp_path / "in"
     source.mkdir()
     _photo(source / "a.png")
-    config = colorize_lib.ColorizeConfig(model=str(tiny_model_path), input=str(source), output=str(read_only_folder))
+    config = photos.ColorizeConfig(model=str(tiny_model_path), input=str(source), output=str(read_only_folder))
     with pytest.raises(ValueError, match=f"output {str(read_only_folder)!r} is not writable \\(Read-only file system"):
-        colorize_lib.run(config, progress=False, colorizer=object())  # refused before the colorizer is used
+        photos.run(config, progress=False, colorizer=object())  # refused before the colorizer is used
 
 
 def _tiff_pages(path):
@@ -264,7 +264,7 @@ def test_outputs_respect_the_umask(tiny_model_path, tmp_path):
                             capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(0o022))
     assert result.returncode == 0, result.stderr[-2000:]
     assert oct((out / "a.jpg").stat().st_mode & 0o777) == oct(0o644)
-    assert oct((out / colorize_lib.REPORT_NAME).stat().st_mode & 0o777) == oct(0o644)
+    assert oct((out / photos.REPORT_NAME).stat().st_mode & 0o777) == oct(0o644)
 
 
 def test_exit_codes_and_one_line_errors(tmp_path):

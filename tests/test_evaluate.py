@@ -12,8 +12,8 @@ from PIL import Image
 from skimage import color as skcolor
 from skimage.metrics import structural_similarity
 
-from keras_colorize import evaluate_lib
-from keras_colorize import inference
+from keras_colorize.evaluation import evaluator
+from keras_colorize.inference import api
 
 SIZE = 64  # the tiny model's input: evaluation views equal the files, no resampling in the test
 
@@ -62,16 +62,16 @@ def _reference_metrics(rgb, ab_pred):
 
 
 def test_metrics_match_independent_computation(tiny_model_path, photos):
-    colorizer = inference.Colorizer.from_path(tiny_model_path)
-    result, grid = evaluate_lib.evaluate({"tiny": colorizer}, str(photos), SIZE, batch_size=3, grid_rows=2,
+    colorizer = api.Colorizer.from_path(tiny_model_path)
+    result, grid = evaluator.evaluate({"tiny": colorizer}, str(photos), SIZE, batch_size=3, grid_rows=2,
                                          progress=False)
     assert result["num_images"] == 8 and len(grid) == 2
-    expected = {"tiny": [], evaluate_lib.GRAY_BASELINE: []}
+    expected = {"tiny": [], evaluator.GRAY_BASELINE: []}
     for row in result["per_image"]:
         rgb = np.asarray(Image.open(photos / row["name"]).convert("RGB"), np.float64)
         l_in = skcolor.rgb2lab(rgb / 255.0)[..., :1] / 100.0
         predictions = {"tiny": colorizer.predict_ab(l_in[None].astype(np.float32))[0].astype(np.float64),
-                       evaluate_lib.GRAY_BASELINE: np.full(l_in.shape[:2] + (2,), 128.0 / 255.0)}
+                       evaluator.GRAY_BASELINE: np.full(l_in.shape[:2] + (2,), 128.0 / 255.0)}
         for name, ab_pred in predictions.items():
             reference = _reference_metrics(rgb, ab_pred)
             expected[name].append(reference)
@@ -91,7 +91,7 @@ def test_metrics_match_independent_computation(tiny_model_path, photos):
         ratio = np.mean([r["colorfulness"] for r in references]) / np.mean(
             [r["colorfulness_true"] for r in references])
         assert mean["colorfulness_ratio"] == pytest.approx(ratio, rel=2e-3, abs=0.01)
-    gray = result["models"][evaluate_lib.GRAY_BASELINE]["mean"]
+    gray = result["models"][evaluator.GRAY_BASELINE]["mean"]
     assert gray["colorfulness"] == 0.0 and gray["colorfulness_ratio"] == 0.0
     assert gray["mae"] > 0.005  # real colour photos are not gray
 
@@ -132,9 +132,9 @@ def test_shards_and_chosen_grid_images(tiny_model_path, tmp_path):
     from keras_colorize.data import demo
 
     shards = demo.ensure_demo_shards(tmp_path / "demo", num_train=8, num_val=8, num_test=20, image_size=64)
-    config = evaluate_lib.EvalConfig(models=(("tiny", str(tiny_model_path)),), data=shards["test"],
+    config = evaluator.EvalConfig(models=(("tiny", str(tiny_model_path)),), data=shards["test"],
                                      output=str(tmp_path / "eval"), grid_images=("3", "0"), batch_size=8)
-    result = evaluate_lib.run(config, progress=False)
+    result = evaluator.run(config, progress=False)
     assert result["num_images"] == 20
     assert result["per_class"], "demo shards carry class labels"
     assert sum(entry["count"] for entry in result["per_class"].values()) == 20
@@ -142,29 +142,29 @@ def test_shards_and_chosen_grid_images(tiny_model_path, tmp_path):
     names = [row["name"] for row in result["per_image"]]
     assert result["grid_names"] == [names[3], names[0]]
     with pytest.raises(ValueError, match="model names must be unique"):
-        evaluate_lib.EvalConfig(models=(("a", str(tiny_model_path)), ("a", str(tiny_model_path))),
+        evaluator.EvalConfig(models=(("a", str(tiny_model_path)), ("a", str(tiny_model_path))),
                                 data="x", output="y").validate()
 
 
 def test_bundled_model_names_and_unwritable_output(tiny_model_path, photos, tmp_path, monkeypatch):
     from keras_colorize import pretrained
 
-    assert evaluate_lib.parse_model_spec("scenes") == ("scenes", "scenes")
-    assert evaluate_lib.parse_model_spec("P1=scenes") == ("P1", "scenes")
-    assert evaluate_lib.parse_model_spec(f"{tiny_model_path}") == ("tiny", str(tiny_model_path))
+    assert evaluator.parse_model_spec("scenes") == ("scenes", "scenes")
+    assert evaluator.parse_model_spec("P1=scenes") == ("P1", "scenes")
+    assert evaluator.parse_model_spec(f"{tiny_model_path}") == ("tiny", str(tiny_model_path))
     monkeypatch.setattr(pretrained, "_HERE", tmp_path)
-    config = evaluate_lib.EvalConfig(models=(evaluate_lib.parse_model_spec("scenes"),), data=str(photos),
+    config = evaluator.EvalConfig(models=(evaluator.parse_model_spec("scenes"),), data=str(photos),
                                      output=str(tmp_path / "eval"), max_images=2, grid_rows=0)
     with pytest.raises(ValueError, match="the bundled model 'scenes' is missing"):
         config.validate()
     (tmp_path / "scenes.keras").write_bytes(tiny_model_path.read_bytes())
-    result = evaluate_lib.run(config, progress=False)
+    result = evaluator.run(config, progress=False)
     assert result["num_images"] == 2 and result["models"]["scenes"]["input_size"] == 64
     (tmp_path / "a_file").write_text("x")
-    blocked = evaluate_lib.EvalConfig(models=(("scenes", "scenes"),), data=str(photos),
+    blocked = evaluator.EvalConfig(models=(("scenes", "scenes"),), data=str(photos),
                                       output=str(tmp_path / "a_file" / "eval"))
     with pytest.raises(ValueError, match="output '.*a_file/eval' is not writable"):
-        evaluate_lib.run(blocked, progress=False)
+        evaluator.run(blocked, progress=False)
 
 
 def test_evaluate_exit_codes(photos, tmp_path):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_colorize import color
-from keras_colorize import inference
+from keras_colorize.inference import api
 from keras_colorize.export import bn_statistics
 from keras_colorize.export import image_ops
 from keras_colorize.export import saved_model
@@ -145,14 +145,14 @@ def test_fresh_process_matches_keras(model, exported, tmp_path):
     # Softmax over a Dense chain that TF's graph optimizer rewrites: float32 rounding, not a 1e-5 contract.
     assert np.abs(got["probs"] - np.asarray(expected["class"])).max() <= 1e-4
 
-    # serving_default: full resolution, and the colorize CLI's merge (inference.merge) of the same prediction,
+    # serving_default: full resolution, and the colorize CLI's merge (api.merge) of the same prediction,
     # given the same decoded pixels (TF's and Pillow's JPEG decoders differ by a few levels).
     rgb = tf.io.decode_jpeg(image, channels=3).numpy()
     l_graph = image_ops.model_input(color.rgb_to_l(rgb), 64).numpy()
-    l_cli = inference.model_input(inference.lightness(rgb), 64)
+    l_cli = api.model_input(api.lightness(rgb), 64)
     assert np.abs(l_graph - l_cli).max() < 0.01  # the two antialiased resizes agree within 1 L* unit
     ab_small = np.asarray(model(l_graph[None], training=False)["ab"])[0]
-    reference = inference.merge(inference.lightness(rgb), ab_small)
+    reference = api.merge(api.lightness(rgb), ab_small)
     for encoded in got["colorized"]:
         served = np.asarray(Image.open(io.BytesIO(encoded)))
         assert served.shape == rgb.shape
@@ -427,14 +427,14 @@ def _oriented_jpegs(folder):
 
 
 def test_exif_orientation_matches_cli(model, exported, tmp_path):
-    from keras_colorize import images
+    from keras_colorize.inference import images
 
     paths = _oriented_jpegs(tmp_path)
     np.save(tmp_path / "request.npy", np.array([p.read_bytes() for p in paths], dtype=object))
     done = _cli_run(exported, tmp_path / "request.npy", tmp_path / "out")
     assert done.returncode == 0, done.stderr[-3000:]
     served = np.load(tmp_path / "out" / "colorized_bytes.npy", allow_pickle=True)
-    cli = inference.Colorizer(model)
+    cli = api.Colorizer(model)
     for orientation, path, encoded in zip(range(1, 9), paths, served):
         ours = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB")).astype(int)
         (reference, _), = cli.colorize_pictures([images.read_image(path)])  # what the colorize CLI writes

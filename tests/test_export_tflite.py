@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_colorize import inference
+from keras_colorize.inference import api
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
 from keras_colorize.export import bn_folding
@@ -218,7 +218,7 @@ def test_litert_runner_cli_matches_keras_colorizer(tiny_model, converted, photos
                           cwd=pathlib.Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     got = np.asarray(Image.open(out))
-    want = inference.Colorizer(tiny_model).colorize(str(source))
+    want = api.Colorizer(tiny_model).colorize(str(source))
     assert got.shape == np.asarray(want).shape == (512, 512, 3)
     assert np.abs(got.astype(int) - np.asarray(want).astype(int)).max() <= 1
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_colorize import models
-from keras_colorize import train_lib
+from keras_colorize.training import trainer
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = dict(image_size=64, num_classes=4, width=0.125)
@@ -102,9 +102,9 @@ def test_config_round_trip_and_validation(tiny):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("iizuka")
-    config = train_lib.TrainConfig(work_dir=str(tmp / "run"), demo_data_dir=str(tmp / "demo"),
+    config = trainer.TrainConfig(work_dir=str(tmp / "run"), demo_data_dir=str(tmp / "demo"),
                                    model_preset="iizuka2016", batch_size=4, precision="float32", **TINY)
-    model, loss = train_lib.build_and_compile(config, tf.distribute.get_strategy(), total_steps=4)
+    model, loss = trainer.build_and_compile(config, tf.distribute.get_strategy(), total_steps=4)
     l_in, targets = _batch(batch=4)
     before = [w.numpy().copy() for w in model.trainable_weights]
     logs = model.train_on_batch(l_in, targets, return_dict=True)

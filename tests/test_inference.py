@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from skimage import color as skcolor
 
-from keras_colorize import images
-from keras_colorize import inference
+from keras_colorize.inference import images
+from keras_colorize.inference import api
 from keras_colorize.models import build_colorizer, get_preset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def colorizer(tiny_model_path):
-    return inference.Colorizer.from_path(tiny_model_path, batch_size=4)
+    return api.Colorizer.from_path(tiny_model_path, batch_size=4)
 
 
 def _lightness_sample(rgb, index):
@@ -63,7 +63,7 @@ def test_ab_upsampling_is_bilinear(colorizer):
     rng = np.random.default_rng(1)
     ab_small = np.clip(0.5 + 0.04 * rng.standard_normal((8, 8, 2)), 0.44, 0.56).astype(np.float32)
     l_full = np.full((37, 53), 60.0, np.float32)
-    rgb = inference.merge(l_full, ab_small, np.uint16)
+    rgb = api.merge(l_full, ab_small, np.uint16)
     lab = skcolor.rgb2lab(rgb / 65535.0)
     expected = tf.image.resize(ab_small[None], (37, 53), method="bilinear")[0].numpy() * 255.0 - 128.0
     np.testing.assert_allclose(lab[..., 1:], expected, atol=0.05)
@@ -74,7 +74,7 @@ def test_out_of_gamut_keeps_lightness():
     l_full = np.linspace(1, 99, 64 * 64, dtype=np.float32).reshape(64, 64)
     for corner in ([0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]):
         ab_small = np.broadcast_to(np.array(corner, np.float32), (4, 4, 2))
-        rgb = inference.merge(l_full, ab_small, np.uint16)
+        rgb = api.merge(l_full, ab_small, np.uint16)
         lab = skcolor.rgb2lab(rgb / 65535.0)
         assert np.abs(lab[..., 0] - l_full).max() < 0.05
         sign = np.sign(np.array(corner) - 0.5)
@@ -163,9 +163,9 @@ def test_api_types(colorizer, landscapes_dir):
     with pytest.raises(ValueError, match="image must have shape"):
         colorizer.colorize(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="does not exist"):
-        inference.Colorizer.from_path("/nonexistent/model.keras")
+        api.Colorizer.from_path("/nonexistent/model.keras")
     with pytest.raises(ValueError, match="batch_size"):
-        inference.Colorizer(build_colorizer(get_preset("tiny")), batch_size=0)
+        api.Colorizer(build_colorizer(get_preset("tiny")), batch_size=0)
 
 
 @pytest.mark.slow
@@ -176,7 +176,7 @@ def test_savedmodel_matches_keras(tiny_model_path, colorizer, tmp_path, landscap
     model = keras.saving.load_model(tiny_model_path)
     export_dir = tmp_path / "saved_model"
     model.export(str(export_dir), verbose=False)
-    from_savedmodel = inference.Colorizer.from_path(export_dir)
+    from_savedmodel = api.Colorizer.from_path(export_dir)
     assert from_savedmodel.image_size == colorizer.image_size == 64
     photo = np.asarray(Image.open(sorted(landscapes_dir.glob("*.jpg"))[3]).convert("L"))
     a = colorizer.colorize(photo)
@@ -227,15 +227,15 @@ def bundled(tiny_model_path, tmp_path, monkeypatch):
 def test_bundled_name_is_resolved_or_clearly_missing(tiny_model_path, bundled):
     from keras_colorize import pretrained
 
-    for make in (lambda: inference.load_predictor("scenes"), lambda: inference.Colorizer("scenes"),
-                 lambda: inference.Colorizer.from_path("scenes")):
+    for make in (lambda: api.load_predictor("scenes"), lambda: api.Colorizer("scenes"),
+                 lambda: api.Colorizer.from_path("scenes")):
         with pytest.raises(ValueError, match="the bundled model 'scenes' is missing from this installation"):
             make()
     (bundled / "scenes.keras").write_bytes(tiny_model_path.read_bytes())
     assert pretrained.resolve("scenes") == str(bundled / "scenes.keras")
     assert pretrained.resolve(str(tiny_model_path)) == str(tiny_model_path)
-    colorizer = inference.Colorizer("scenes", batch_size=2)
-    assert colorizer.image_size == 64 and inference.Colorizer.from_path("scenes").image_size == 64
+    colorizer = api.Colorizer("scenes", batch_size=2)
+    assert colorizer.image_size == 64 and api.Colorizer.from_path("scenes").image_size == 64
     gray = np.full((30, 40), 120, np.uint8)
     assert colorizer.colorize(gray).shape == (30, 40, 3)
 

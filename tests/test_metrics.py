@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 from skimage import color as skcolor
 
-from keras_colorize import color, metrics
+from keras_colorize import color
+from keras_colorize.evaluation import metrics
 
 
 def _numpy_reference(rgb_true_u8, ab_pred_norm):

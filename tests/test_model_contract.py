@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_colorize import inference
-from keras_colorize import model_contract
+from keras_colorize.inference import api
+from keras_colorize.models import model_contract
 from keras_colorize.models import build_colorizer, get_preset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def test_contract_refuses(make, reason):
     with pytest.raises(ValueError, match="does not fit the colorizer contract.*" + reason):
         model_contract.check_model_contract(make())
     with pytest.raises(ValueError, match=reason):
-        inference.load_predictor(make())
+        api.load_predictor(make())
 
 
 def test_exporter_uses_the_same_contract():
@@ -109,7 +109,7 @@ def test_garbage_keras_file_is_not_a_valid_model(one_photo, tmp_path, content, r
     model = tmp_path / "broken.keras"
     model.write_bytes(content)
     with pytest.raises(ValueError, match=f"not a valid Keras model file \\(.*{reason}"):
-        inference.load_predictor(model)
+        api.load_predictor(model)
     result = _cli("keras_colorize.colorize", "--model", str(model), "--input", str(one_photo), "--output",
                   str(tmp_path / "out"), "--noprogress")
     assert result.returncode == 2
@@ -126,7 +126,7 @@ def test_zip_that_is_not_a_model(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "not a model")
     with pytest.raises(ValueError, match="not a valid Keras model file"):
-        inference.load_predictor(path)
+        api.load_predictor(path)
 
 
 @pytest.mark.slow
@@ -134,21 +134,21 @@ def test_savedmodel_without_ab_output_is_refused(tmp_path):
     x = keras.Input((64, 64, 1))
     keras.Model(x, keras.layers.Conv2D(3, 1)(x)).export(str(tmp_path / "rgb"), verbose=False)
     with pytest.raises(ValueError, match=r"no SavedModel signature fits the colorizer contract.*\(None, 64, 64, 3\)"):
-        inference.load_predictor(tmp_path / "rgb")
+        api.load_predictor(tmp_path / "rgb")
     x = keras.Input((64, 64, 1))
     keras.Model(x, {"ab": keras.layers.Conv2D(2, 1)(x)}).export(str(tmp_path / "good"), verbose=False)
-    assert inference.load_predictor(tmp_path / "good").image_size == 64
+    assert api.load_predictor(tmp_path / "good").image_size == 64
 
 
 def test_load_keras_model_for_exporters(tiny_model_path, bad_models, tmp_path):
-    assert inference.load_keras_model(tiny_model_path).inputs[0].shape[1] == 64
+    assert api.load_keras_model(tiny_model_path).inputs[0].shape[1] == 64
     with pytest.raises(ValueError, match=r"colorizer contract.*\(None, 10\)"):
-        inference.load_keras_model(bad_models["dense"])
+        api.load_keras_model(bad_models["dense"])
     (tmp_path / "empty.keras").write_bytes(b"")
     with pytest.raises(ValueError, match=r"not a valid Keras model file \(empty file, 0 bytes\)"):
-        inference.load_keras_model(tmp_path / "empty.keras")
+        api.load_keras_model(tmp_path / "empty.keras")
     with pytest.raises(ValueError, match="does not exist"):
-        inference.load_keras_model(tmp_path / "missing.keras")
+        api.load_keras_model(tmp_path / "missing.keras")
 
 
 @pytest.mark.parametrize("content", [b"", b"\x13\x37 not a zip " * 20])

@@ -1,4 +1,4 @@
-"""keras_colorize.perf: the fused BatchNormalization must be the Keras layer, only faster.
+"""keras_colorize.training.perf: the fused BatchNormalization must be the Keras layer, only faster.
 
 Speed itself is measured by benchmarks/run.py, never here.
 """
@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import keras
 
-from keras_colorize import perf
+from keras_colorize.training import perf
 from keras_colorize.models import build_colorizer, get_preset
 
 

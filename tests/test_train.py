@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 from absl import flags as absl_flags
 
-from keras_colorize import flags as kc_flags
-from keras_colorize import train_lib
+from keras_colorize.training import flags as kc_flags
+from keras_colorize.training import trainer
 from keras_colorize.data import places365
 from keras_colorize.data import demo
 
@@ -50,7 +50,7 @@ def tiny_config(shards, work_dir, **overrides):
         checkpoint_every_steps=2, log_every_steps=1, grid_images=3, learning_rate=0.003,
     )
     values.update(overrides)
-    return train_lib.TrainConfig(**values)
+    return trainer.TrainConfig(**values)
 
 
 def parse_flagfile(path):
@@ -81,7 +81,7 @@ def test_paper_flagfiles_match_the_paper_and_validate(name, monkeypatch):
     assert config.encoder_weights.endswith(".weights.h5")
     assert config.work_dir == f"runs/{name}"
     # No data here: everything but the data and the encoder file must validate.
-    train_lib.validate(config, check_data=False)
+    trainer.validate(config, check_data=False)
     header = (EXPERIMENTS / f"{name}.flags").read_text().split("\n--")[0]
     assert f"python -m keras_colorize.train --flagfile=experiments/{name}.flags" in header
     assert table2_mae in header and "make_shards" in header and "GPU" in header
@@ -99,7 +99,7 @@ def test_every_flagfile_parses(monkeypatch):
             absl_flags.FLAGS.unparse_flags()
         else:
             config = parse_flagfile(path)
-        train_lib.validate(config, check_data=False)
+        trainer.validate(config, check_data=False)
 
 
 def test_scenes_flagfiles_are_the_fusion_ablation_of_one_recipe(monkeypatch):
@@ -119,7 +119,7 @@ def test_scenes_flagfiles_are_the_fusion_ablation_of_one_recipe(monkeypatch):
         header = (EXPERIMENTS / f"{name}.flags").read_text().split("\n--")[0]
         assert f"python -m keras_colorize.train --flagfile=experiments/{name}.flags" in header
         assert "Time (measured" in header and "Result (measured)" in header and "2 CPU cores" in header
-        train_lib.validate(parse_flagfile(f"experiments/{name}.flags"), check_data=False)
+        trainer.validate(parse_flagfile(f"experiments/{name}.flags"), check_data=False)
 
 
 def test_demo_flagfile(monkeypatch):
@@ -139,7 +139,7 @@ def test_resolved_flags_reproduce_the_config(tmp_path, monkeypatch, shards):
 
 
 def test_every_flag_has_help_and_a_config_field():
-    fields = {f for f in train_lib.TrainConfig.__dataclass_fields__}
+    fields = {f for f in trainer.TrainConfig.__dataclass_fields__}
     ours = {f.name: f for f in absl_flags.FLAGS.get_flags_for_module(kc_flags)}
     assert set(ours) == fields
     for flag in ours.values():
@@ -164,13 +164,13 @@ def test_every_flag_has_help_and_a_config_field():
     ],
 )
 def test_bad_config_is_rejected(overrides, message, shards, tmp_path):
-    with pytest.raises(train_lib.ConfigError, match=message):
+    with pytest.raises(trainer.ConfigError, match=message):
         tiny_config(shards, overrides.pop("work_dir", tmp_path / "run"), **overrides)
 
 
 def _assert_fails_before_training(config, message):
-    with pytest.raises(train_lib.ConfigError, match=message):
-        train_lib.train(config)
+    with pytest.raises(trainer.ConfigError, match=message):
+        trainer.train(config)
     assert not os.path.exists(os.path.join(config.work_dir, "checkpoints"))
 
 
@@ -207,10 +207,10 @@ def test_foreign_work_dir(shards, tmp_path):
 
 
 def test_fit_phases_resume_mid_epoch():
-    assert train_lib._fit_phases(0, 10, 3) == [(0, 3, 10)]
-    assert train_lib._fit_phases(14, 10, 3) == [(1, 2, 6), (2, 3, 10)]
-    assert train_lib._fit_phases(20, 10, 3) == [(2, 3, 10)]
-    assert train_lib._fit_phases(30, 10, 3) == []
+    assert trainer._fit_phases(0, 10, 3) == [(0, 3, 10)]
+    assert trainer._fit_phases(14, 10, 3) == [(1, 2, 6), (2, 3, 10)]
+    assert trainer._fit_phases(20, 10, 3) == [(2, 3, 10)]
+    assert trainer._fit_phases(30, 10, 3) == []
 
 
 # ---------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def _event_tags(directory):
 @pytest.mark.slow
 def test_tiny_run_writes_checkpoints_tensorboard_and_summary(shards, tmp_path):
     config = tiny_config(shards, tmp_path / "run")
-    result = train_lib.train(config)
+    result = trainer.train(config)
     work_dir = pathlib.Path(config.work_dir)
 
     # Resolved flags: a flagfile that reproduces the run.
@@ -291,13 +291,13 @@ def test_mixed_float16_run_resumes_and_a_finished_run_only_reevaluates(shards, t
 
     config = tiny_config(shards, tmp_path / "run", precision="mixed_float16", epochs=1, steps_per_epoch=2,
                          checkpoint_every_steps=0)
-    first = train_lib.train(config)
+    first = trainer.train(config)
     assert isinstance(first.model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert first.model.get_layer("encoder").get_layer("stem_conv").compute_dtype == "float16"
     assert first.model.outputs[0].dtype == "float32"  # heads and losses stay float32
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     # Rerunning a finished run restores its last checkpoint (loss-scale state included) and trains nothing.
-    again = train_lib.train(config)
+    again = trainer.train(config)
     assert again.summary["resumed_from_step"] == 2 and again.summary["steps"] == 2
     assert again.summary["history"] == {}
     assert again.summary["val"]["mae"] == pytest.approx(first.summary["val"]["mae"], rel=1e-5)
@@ -323,8 +323,8 @@ def test_shard_summary_gives_the_same_counts_as_a_scan(tmp_path):
                                                        split="val", shard_size=2), progress=False)
     files = tuple(sorted(glob.glob(str(tmp_path / "out" / "val-*.tfrecord"))))
     assert len(files) == 3
-    assert train_lib._shard_stats_from_summary(files) == train_lib._scan_shards(files) == (5, -1)
-    assert train_lib._shard_stats_from_summary(files[:2]) is None  # the summary covers other files too
+    assert trainer._shard_stats_from_summary(files) == trainer._scan_shards(files) == (5, -1)
+    assert trainer._shard_stats_from_summary(files[:2]) is None  # the summary covers other files too
 
 
 # ---------------------------------------------------------------------------
@@ -347,10 +347,10 @@ def _train_command(work_dir, *extra):
 def test_diverged_run_exits_1_and_keeps_the_good_best_model(shards, tmp_path):
     import keras
 
-    from keras_colorize import callbacks as cb
+    from keras_colorize.training import callbacks as cb
 
     work_dir = tmp_path / "run"
-    good = train_lib.train(tiny_config(shards, work_dir, epochs=1, checkpoint_every_steps=0))
+    good = trainer.train(tiny_config(shards, work_dir, epochs=1, checkpoint_every_steps=0))
     kept = {name: (work_dir / name).read_bytes() for name in ("best.keras", "best.json", "final.keras", "summary.json")}
     mtime = (work_dir / "best.keras").stat().st_mtime_ns
     weights = [w.copy() for w in keras.saving.load_model(work_dir / "best.keras").get_weights()]
@@ -373,14 +373,14 @@ def test_diverged_run_exits_1_and_keeps_the_good_best_model(shards, tmp_path):
     # From scratch: no best.keras, final.keras or summary.json is written at all.
     fresh = tiny_config(shards, tmp_path / "fresh", learning_rate=1e8)
     with pytest.raises(cb.TrainingDiverged, match=r"at step \d+ .*no checkpoint was saved"):
-        train_lib.train(fresh)
+        trainer.train(fresh)
     assert not {"best.keras", "final.keras", "summary.json"} & set(os.listdir(fresh.work_dir))
 
 
 def test_divergence_guard_and_best_saver_refuse_non_finite_values(tmp_path):
     import keras
 
-    from keras_colorize import callbacks as cb
+    from keras_colorize.training import callbacks as cb
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
@@ -409,7 +409,7 @@ def test_best_model_save_that_runs_out_of_space_leaves_the_previous_file(tmp_pat
 
     import keras
 
-    from keras_colorize import callbacks as cb
+    from keras_colorize.training import callbacks as cb
 
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512), keras.layers.Dense(64)])
     path = tmp_path / "best.keras"
@@ -452,7 +452,7 @@ def test_unreadable_config_json(shards, tmp_path):
 def test_lock_records_of_live_and_dead_holders(tmp_path):
     import socket
 
-    from keras_colorize import run_lock
+    from keras_colorize.training import run_lock
 
     lock_path = tmp_path / run_lock.LOCK_NAME
     here = socket.gethostname()
@@ -487,7 +487,7 @@ def test_lock_records_of_live_and_dead_holders(tmp_path):
 def test_second_run_on_a_locked_work_dir_is_refused_and_a_killed_holder_does_not_block(shards, tmp_path):
     import signal
 
-    from keras_colorize import run_lock
+    from keras_colorize.training import run_lock
 
     work_dir = tmp_path / "run"
     command = [
@@ -529,7 +529,7 @@ def test_second_run_on_a_locked_work_dir_is_refused_and_a_killed_holder_does_not
 def finished_run(shards, tmp_path_factory):
     """A finished tiny run (checkpoints at steps 3, 4 and 6), copied by the tests that damage it."""
     work_dir = tmp_path_factory.mktemp("finished") / "run"
-    train_lib.train(tiny_config(shards, work_dir))
+    trainer.train(tiny_config(shards, work_dir))
     return work_dir
 
 
@@ -551,7 +551,7 @@ def _damage(checkpoints, kind):
 def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, finished_run, shards, tmp_path, caplog):
     import shutil
 
-    from keras_colorize import callbacks as cb
+    from keras_colorize.training import callbacks as cb
 
     work_dir = tmp_path / "run"
     shutil.copytree(finished_run, work_dir)
@@ -564,7 +564,7 @@ def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, fi
     damaged_bytes = {name: (checkpoints / name).read_bytes() for name in damaged_files}
     # The absl logger's own level depends on what ran before (absl flag parsing sets it): set it here.
     with caplog.at_level("INFO"), caplog.at_level("INFO", logger="absl"):
-        result = train_lib.train(tiny_config(shards, work_dir))
+        result = trainer.train(tiny_config(shards, work_dir))
     assert result.summary["resumed_from_step"] == resumed_from and result.summary["steps"] == 6
     log = caplog.text
     assert re.search(rf"restored .*ckpt-{resumed_from} \(step {resumed_from}\)", log), log
@@ -596,7 +596,7 @@ def test_no_checkpoint_loads_refuses_and_moves_nothing(finished_run, shards, tmp
     for index in checkpoints.glob("ckpt-*.index"):
         index.write_bytes(b"")
     before = sorted(p.name for p in checkpoints.iterdir())
-    with pytest.raises(train_lib.ConfigError, match=r"no checkpoint in .*checkpoints loads \(ckpt-6: .*; ckpt-4: "
+    with pytest.raises(trainer.ConfigError, match=r"no checkpoint in .*checkpoints loads \(ckpt-6: .*; ckpt-4: "
                                                      r".*; ckpt-3: .*\); nothing was moved.*start this run over"):
-        train_lib.train(tiny_config(shards, work_dir))
+        trainer.train(tiny_config(shards, work_dir))
     assert sorted(p.name for p in checkpoints.iterdir()) == before

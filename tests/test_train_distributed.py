@@ -27,10 +27,10 @@ TIMEOUT = 420
 WORKER_SCRIPT = r"""
 import json, sys
 import numpy as np
-from keras_colorize import train_lib
+from keras_colorize.training import trainer
 
-config = train_lib.TrainConfig(**json.loads(sys.argv[1]))
-result = train_lib.train(config)
+config = trainer.TrainConfig(**json.loads(sys.argv[1]))
+result = trainer.train(config)
 arrays = {}
 for i, weight in enumerate(result.model.weights):
     inner = getattr(weight, "_value", weight)

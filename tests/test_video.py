@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from skimage import color as skcolor
 
-from keras_colorize import inference
-from keras_colorize import video
+from keras_colorize.inference import api
+from keras_colorize.inference import film
 from keras_colorize.models import build_colorizer, get_preset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def tiny_model_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def colorizer(tiny_model_path):
-    return inference.Colorizer.from_path(tiny_model_path, batch_size=8)
+    return api.Colorizer.from_path(tiny_model_path, batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +114,8 @@ def test_gray_clip_keeps_frames_size_fps_audio_and_smoothing_lowers_flicker(colo
     source = _probe(gray_clip)
     assert len(source["frames"]) == FRAMES and source["audio"] == "aac"
 
-    plain = video.colorize_video(colorizer, gray_clip, tmp_path / "plain.mp4", progress=False)
-    smooth = video.colorize_video(colorizer, gray_clip, tmp_path / "smooth.mp4", smooth=True, progress=False)
+    plain = film.colorize_video(colorizer, gray_clip, tmp_path / "plain.mp4", progress=False)
+    smooth = film.colorize_video(colorizer, gray_clip, tmp_path / "smooth.mp4", smooth=True, progress=False)
     for report, path in ((plain, tmp_path / "plain.mp4"), (smooth, tmp_path / "smooth.mp4")):
         out = _probe(path)
         assert report["frames"] == len(out["frames"]) == FRAMES
@@ -139,7 +139,7 @@ def test_gray_clip_keeps_frames_size_fps_audio_and_smoothing_lowers_flicker(colo
 
 
 def test_scene_cut_resets_smoothing():
-    smoother = video.ChromaSmoother(video.SmoothingConfig(alpha=0.1))
+    smoother = film.ChromaSmoother(film.SmoothingConfig(alpha=0.1))
     dark, bright = np.full((8, 8, 1), 0.2, np.float32), np.full((8, 8, 1), 0.8, np.float32)
     red, blue = np.full((8, 8, 2), 0.7, np.float32), np.full((8, 8, 2), 0.3, np.float32)
     smoother(dark, red)
@@ -152,9 +152,9 @@ def test_unreadable_input_is_a_clear_error(colorizer, tiny_model_path, tmp_path)
     bad = tmp_path / "film.mp4"
     bad.write_text("this is not a video")
     with pytest.raises(ValueError, match="cannot read it as a video"):
-        video.colorize_video(colorizer, bad, tmp_path / "out.mp4", progress=False)
+        film.colorize_video(colorizer, bad, tmp_path / "out.mp4", progress=False)
     with pytest.raises(ValueError, match="does not exist"):
-        video.colorize_video(colorizer, tmp_path / "missing.mp4", tmp_path / "out.mp4", progress=False)
+        film.colorize_video(colorizer, tmp_path / "missing.mp4", tmp_path / "out.mp4", progress=False)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-m", "keras_colorize.colorize_video", "--model", str(tiny_model_path),
                              "--input", str(bad), "--output", str(tmp_path / "out.mp4")], cwd=REPO, env=env,
@@ -180,7 +180,7 @@ class _InterruptedColorizer:
 def test_interrupted_run_leaves_no_output(colorizer, gray_clip, tmp_path):
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
-        video.colorize_video(_InterruptedColorizer(colorizer), gray_clip, out, batch_size=4, progress=False)
+        film.colorize_video(_InterruptedColorizer(colorizer), gray_clip, out, batch_size=4, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -198,7 +198,7 @@ def test_odd_size_silent_clip_keeps_size_and_rate(colorizer, landscapes_dir, tmp
                 output.mux(packet)
         for packet in stream.encode(None):
             output.mux(packet)
-    report = video.colorize_video(colorizer, source, tmp_path / "out.mkv", smooth=True, progress=False)
+    report = film.colorize_video(colorizer, source, tmp_path / "out.mkv", smooth=True, progress=False)
     out = _probe(tmp_path / "out.mkv")
     assert report["frames"] == len(out["frames"]) == 12 and report["audio"] is None
     assert out["size"] == (101, 75) and out["rate"] == pytest.approx(24.0) and out["audio"] is None
@@ -293,8 +293,8 @@ def test_truncated_film_exits_1_and_allow_partial_accepts_it(small_film, tiny_mo
 def test_shared_clip_cut_to_30_percent_is_short(colorizer, video_path, tmp_path):
     """The issue's case: the real clip's first 30 % (index at the front, 206 frames declared) gave 'wrote 43 frames'."""
     cut = _truncate(video_path, tmp_path / "cut.mp4", 0.3)
-    assert video.inspect(cut).declared_frames == 206
-    summary = video.run(video.FilmConfig(input=str(cut), output=str(tmp_path / "out.mp4")), colorizer=colorizer,
+    assert film.inspect(cut).declared_frames == 206
+    summary = film.run(film.FilmConfig(input=str(cut), output=str(tmp_path / "out.mp4")), colorizer=colorizer,
                         progress=False)
     assert 0 < summary.frames < 100 and summary.expected_frames == 206
     assert not summary.complete and not summary.ok and summary.missing_frames == 206 - summary.frames
@@ -305,20 +305,20 @@ def test_shared_clip_cut_to_30_percent_is_short(colorizer, video_path, tmp_path)
 def test_pyav_made_films_complete_and_truncated(colorizer, video_path, tmp_path):
     """Matroska declares no frame count, only a duration: a whole film passes, its first 30 % does not."""
     whole = _make_film(video_path, tmp_path / "whole.mkv")
-    info = video.inspect(whole)
+    info = film.inspect(whole)
     assert info.declared_from == "stream duration" and abs(info.declared_frames - SMALL) <= 2
-    summary = video.run(video.FilmConfig(input=str(whole), output=str(tmp_path / "whole_color.mkv")),
+    summary = film.run(film.FilmConfig(input=str(whole), output=str(tmp_path / "whole_color.mkv")),
                         colorizer=colorizer, progress=False)
     assert summary.frames == SMALL and summary.complete and summary.ok and summary.problem() is None
 
     cut = _truncate(whole, tmp_path / "cut.mkv", 0.3)
-    summary = video.run(video.FilmConfig(input=str(cut), output=str(tmp_path / "cut_color.mkv"), allow_partial=True),
+    summary = film.run(film.FilmConfig(input=str(cut), output=str(tmp_path / "cut_color.mkv"), allow_partial=True),
                         colorizer=colorizer, progress=False)
     assert 0 < summary.frames < SMALL // 2 and not summary.complete and summary.ok  # ok: allow_partial
     assert "stream duration" in summary.problem()
 
     # max_frames caps what is expected: stopping early on purpose is not "short".
-    summary = video.run(video.FilmConfig(input=str(whole), output=str(tmp_path / "ten.mkv"), max_frames=10),
+    summary = film.run(film.FilmConfig(input=str(whole), output=str(tmp_path / "ten.mkv"), max_frames=10),
                         colorizer=colorizer, progress=False)
     assert summary.frames == 10 and summary.expected_frames == 10 and summary.complete
 
@@ -330,7 +330,7 @@ def test_damaged_middle_is_reported(colorizer, small_film, tmp_path):
     data[start:start + len(data) // 5] = b"\xff" * (len(data) // 5)
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
-    summary = video.run(video.FilmConfig(input=str(damaged), output=str(tmp_path / "out.mp4")), colorizer=colorizer,
+    summary = film.run(film.FilmConfig(input=str(damaged), output=str(tmp_path / "out.mp4")), colorizer=colorizer,
                         progress=False)
     assert summary.damaged_packets > 0 and not summary.complete and not summary.ok
     assert "damaged video packet" in summary.problem() and summary.frames == _frame_count(tmp_path / "out.mp4")
@@ -342,7 +342,7 @@ def test_still_image_is_refused_even_named_mp4(landscapes_dir, tmp_path):
     renamed.write_bytes(photo.read_bytes())
     for still in (photo, renamed):
         with pytest.raises(ValueError, match="is a still image"):
-            video.inspect(still)
+            film.inspect(still)
         result = _cli("--model", "unused.keras", "--input", still, "--output", tmp_path / "out.mp4")
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1 and str(still) in result.stderr
@@ -361,7 +361,7 @@ def test_bad_numeric_flags_exit_2_naming_flag_and_value(small_film, tmp_path):
         assert "\n" not in line and line.startswith("kc-colorize-video: error: ")
         assert flag in line and value in line, line
     with pytest.raises(ValueError, match="max_frames must be a positive integer"):
-        video.FilmConfig(input="a.mp4", output="b.mp4", max_frames=0).validate()
+        film.FilmConfig(input="a.mp4", output="b.mp4", max_frames=0).validate()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -406,7 +406,7 @@ def test_undecodable_film_keeps_the_existing_output(colorizer, small_film, tmp_p
     out = tmp_path / "out.mp4"
     out.write_bytes(b"earlier result")
     with pytest.raises(ValueError, match="no video frame could be decoded"):
-        video.run(video.FilmConfig(input=str(header), output=str(out), overwrite=True), colorizer=colorizer,
+        film.run(film.FilmConfig(input=str(header), output=str(out), overwrite=True), colorizer=colorizer,
                   progress=False)
     assert out.read_bytes() == b"earlier result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["header_only.mp4", "out.mp4"]
@@ -432,7 +432,7 @@ def test_model_defaults_to_the_bundled_one(small_film, tmp_path):
 
     shown = " ".join(_cli("--helpshort").stdout.split())  # flags are not imported here: names clash across CLIs
     assert " ".join(pretrained.MODEL_HELP.split()) in shown and f"(default: '{pretrained.DEFAULT}')" in shown
-    assert video.FilmConfig(input="a.mp4", output="b.mp4").model == pretrained.DEFAULT
+    assert film.FilmConfig(input="a.mp4", output="b.mp4").model == pretrained.DEFAULT
     if (pathlib.Path(pretrained.__file__).parent / pretrained.RELEASED[pretrained.DEFAULT].filename).exists():
         pytest.skip("the bundled model is installed; its run is covered by the release tests")
     result = _cli("--input", small_film, "--output", tmp_path / "out.mp4")

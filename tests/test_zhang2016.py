@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_colorize import models
-from keras_colorize import train_lib
+from keras_colorize.training import trainer
 from keras_colorize.data import shards_lib
 from keras_colorize.models import ab_bins
 from keras_colorize.tools import ab_prior
@@ -107,7 +107,7 @@ def _trainer_config(tmp_path, **overrides):
     values = dict(work_dir=str(tmp_path / "run"), demo_data_dir=str(tmp_path / "demo"), model_preset="zhang2016",
                   batch_size=2, precision="float32", **TINY)
     values.update(overrides)
-    return train_lib.TrainConfig(**values)
+    return trainer.TrainConfig(**values)
 
 
 def test_trainer_options_are_checked(tmp_path):
@@ -116,18 +116,18 @@ def test_trainer_options_are_checked(tmp_path):
     for field, value, match in (("fusion", True, "no class head"), ("ab_loss", "mse", "rebalanced_ce only"),
                                 ("ab_prior", "prior.txt", ".npy"),
                                 ("encoder_weights", "r.weights.h5", "ResNet34 encoder")):
-        with pytest.raises(train_lib.ConfigError, match=f"{field}=.*{match}"):
+        with pytest.raises(trainer.ConfigError, match=f"{field}=.*{match}"):
             _trainer_config(tmp_path, **{field: value})
-    with pytest.raises(train_lib.ConfigError, match="ab_prior=.*only used"):
+    with pytest.raises(trainer.ConfigError, match="ab_prior=.*only used"):
         _trainer_config(tmp_path, model_preset="tiny", ab_prior="p.npy")
-    with pytest.raises(train_lib.ConfigError, match="ab_loss=.*bins head"):
+    with pytest.raises(trainer.ConfigError, match="ab_loss=.*bins head"):
         _trainer_config(tmp_path, model_preset="iizuka2016", ab_loss="rebalanced_ce")
     bad = tmp_path / "bad.npy"
     np.save(bad, np.ones(10))
-    with pytest.raises(train_lib.ConfigError, match=r"ab_prior=.*\(261,\)"):
-        train_lib.build_and_compile(_trainer_config(tmp_path, ab_prior=str(bad)), tf.distribute.get_strategy(), 1)
+    with pytest.raises(trainer.ConfigError, match=r"ab_prior=.*\(261,\)"):
+        trainer.build_and_compile(_trainer_config(tmp_path, ab_prior=str(bad)), tf.distribute.get_strategy(), 1)
     # The paper's defaults are untouched.
-    paper = train_lib.TrainConfig(work_dir="w", demo_data_dir="d")
+    paper = trainer.TrainConfig(work_dir="w", demo_data_dir="d")
     assert (paper.fusion, paper.ab_loss, paper.class_loss_weight, paper.ab_prior) == (True, "mse", 1.0, "")
     assert paper.model_config() == models.get_preset("paper")
 
@@ -139,7 +139,7 @@ def trained(tmp_path_factory):
     prior = np.random.default_rng(1).random(Q) ** 4
     np.save(tmp / "prior.npy", prior)
     config = _trainer_config(tmp, ab_prior=str(tmp / "prior.npy"))
-    model, loss = train_lib.build_and_compile(config, tf.distribute.get_strategy(), total_steps=4)
+    model, loss = trainer.build_and_compile(config, tf.distribute.get_strategy(), total_steps=4)
     l_in, targets = _batch(batch=4)
     before = [w.numpy().copy() for w in model.trainable_weights]
     logs = model.train_on_batch(l_in, targets, return_dict=True)
@@ -206,11 +206,11 @@ def shards(tmp_path_factory):
 def test_trainer_end_to_end_with_estimated_prior(shards, tmp_path):
     prior, _ = ab_prior.estimate_prior(shards, image_size=64)
     ab_prior.write_prior(prior, str(tmp_path / "prior.npy"))
-    config = train_lib.TrainConfig(work_dir=str(tmp_path / "run"), train_data=shards, val_data=shards,
+    config = trainer.TrainConfig(work_dir=str(tmp_path / "run"), train_data=shards, val_data=shards,
                                    model_preset="zhang2016", ab_prior=str(tmp_path / "prior.npy"), batch_size=4,
                                    epochs=1, steps_per_epoch=2, val_steps=1, grid_images=2, learning_rate=1e-3,
                                    checkpoint_every_steps=2, **TINY)
-    result = train_lib.train(config)
+    result = trainer.train(config)
     assert result.summary["steps"] == 2 and np.isfinite(result.summary["val"]["mae"])
     loaded = keras.saving.load_model(tmp_path / "run" / "final.keras")
     # The trainer saves a clone (a plain Functional): the prior travels as the head's weight.
@@ -223,7 +223,7 @@ def test_trainer_end_to_end_with_estimated_prior(shards, tmp_path):
 @pytest.mark.slow
 def test_unet_bins_head_through_build_and_compile(tmp_path):
     config = _trainer_config(tmp_path, model_preset="tiny", ab_loss="rebalanced_ce", width=None, image_size=None)
-    model, loss = train_lib.build_and_compile(config, tf.distribute.get_strategy(), total_steps=2)
+    model, loss = trainer.build_and_compile(config, tf.distribute.get_strategy(), total_steps=2)
     assert isinstance(model, models.UNetBinsColorizer) and sorted(loss) == ["ab", "ab_bins", "class"]
     assert sorted(model.output) == ["ab", "ab_bins", "class"]
     assert tuple(model.output["ab_bins"].shape) == (None, 16, 16, Q)

@@ -14,7 +14,7 @@ runs eagerly around the TFLite interpreter, so both produce the same pixels:
    original resolution (bilinear) and merge it with the original full-resolution
    L*, so no detail is lost to the model's 256 px input; out-of-gamut colours
    are desaturated at constant L*. Steps 2 and 3 are those of
-   :mod:`keras_colorize.inference` (the colorize CLI), as graph ops.
+   :mod:`keras_colorize.inference.api` (the colorize CLI), as graph ops.
 
 All functions work on one image (no batch axis) so they can sit inside
 ``tf.map_fn`` over a batch of differently sized images.
@@ -23,7 +23,7 @@ All functions work on one image (no batch axis) so they can sit inside
 import tensorflow as tf
 
 from keras_colorize import color
-from keras_colorize import inference
+from keras_colorize.inference import api
 
 # 4096 x 4096 = 16.8 megapixels: well above a 12 MP phone photo or a 600 dpi
 # scan of a 6x8 inch print (~17 MP needs the limit raised). Peak memory of the
@@ -301,15 +301,15 @@ def model_input(lightness, image_size):
 def merge_full_resolution(lightness, ab_target):
     """Full-resolution L* ``(H, W, 1)`` + model output ``(S, S, 2)`` -> sRGB uint8 ``(H, W, 3)``.
 
-    The same merge as :mod:`keras_colorize.inference` (the colorize CLI): a*b*
+    The same merge as :mod:`keras_colorize.inference.api` (the colorize CLI): a*b*
     (model units) resized bilinearly, half-pixel centres, to the L* map's size;
     L* is the original, untouched; colours outside sRGB are desaturated towards
-    the gray of equal luminance (:func:`keras_colorize.inference.fit_to_gamut`)
+    the gray of equal luminance (:func:`keras_colorize.inference.api.fit_to_gamut`)
     rather than clipped per channel, so the output keeps the input's L*.
     """
     size = tf.shape(lightness)[:2]
     ab = color.target_to_ab(tf.image.resize(ab_target, size, method="bilinear"))
-    linear = inference.fit_to_gamut(color.lab_to_linear_rgb(tf.concat([lightness, ab], axis=-1)))
+    linear = api.fit_to_gamut(color.lab_to_linear_rgb(tf.concat([lightness, ab], axis=-1)))
     return tf.cast(tf.round(color.linear_to_srgb(linear) * 255.0), tf.uint8)
 
 

@@ -3,7 +3,7 @@
 The model file holds the network only (input ``L`` (1, S, S, 1) = L*/100,
 outputs ``ab`` and, with a class head, ``class_probabilities``). Reading the
 image, the full-resolution merge and writing are those of the colorize CLI
-(:mod:`keras_colorize.inference`, :mod:`keras_colorize.images`): L* of the
+(:mod:`keras_colorize.inference.api`, :mod:`keras_colorize.inference.images`): L* of the
 whole image, resized to the model's size; the predicted a*b* upsampled and
 merged with the original L*; output at the input's size and bit depth.
 
@@ -35,8 +35,8 @@ import pathlib
 
 import numpy as np
 
-from keras_colorize import images
-from keras_colorize import inference
+from keras_colorize.inference import images
+from keras_colorize.inference import api
 from keras_colorize import pretrained
 
 CACHE_ENV = "KERAS_COLORIZE_CACHE"
@@ -159,12 +159,12 @@ class LiteRTPredictor:
                 for name, values in results.items()}
 
     def __call__(self, l_input):
-        """``(B, S, S, 1)`` -> a*b* ``(B, S, S, 2)`` (the predictor interface of :mod:`keras_colorize.inference`)."""
+        """``(B, S, S, 1)`` -> a*b* ``(B, S, S, 2)`` (the predictor interface of :mod:`keras_colorize.inference.api`)."""
         return self.predict(l_input)["ab"]
 
 
-class LiteRTColorizer(inference.Colorizer):
-    """:class:`keras_colorize.inference.Colorizer` running a ``.tflite`` model with LiteRT.
+class LiteRTColorizer(api.Colorizer):
+    """:class:`keras_colorize.inference.api.Colorizer` running a ``.tflite`` model with LiteRT.
 
     Same API and same pixels as the Keras/SavedModel colorizer (full-resolution
     merge, gray/RGBA/16-bit inputs); only the network runs in LiteRT.

@@ -47,7 +47,7 @@ import keras
 import tensorflow as tf
 
 from keras_colorize import color
-from keras_colorize import model_contract
+from keras_colorize.models import model_contract
 from keras_colorize.export import bn_folding
 from keras_colorize.export import image_ops
 
@@ -88,7 +88,7 @@ class ServingConfig:
 def model_geometry(model):
     """(image_size, num_classes or None) of a colorizer, checked against the model contract.
 
-    The shared check (:func:`keras_colorize.model_contract.check_model_contract`),
+    The shared check (:func:`keras_colorize.models.model_contract.check_model_contract`),
     plus what the signatures here need: the a*b* output under the key ``"ab"``.
     """
     contract = model_contract.check_model_contract(model)  # ValueError naming what does not fit

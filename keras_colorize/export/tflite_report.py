@@ -20,7 +20,7 @@ For each ``.tflite`` variant, on this machine's CPU:
   Only meaningful for a trained model on real photos: an untrained net predicts
   nearly the same colour everywhere, and any variant then looks exact;
 * ``paper_mae``: the paper's average MAE against the photos' ground truth
-  (:func:`keras_colorize.metrics.paper_metrics`), and ``paper_mae_delta``, its
+  (:func:`keras_colorize.evaluation.metrics.paper_metrics`), and ``paper_mae_delta``, its
   difference to the Keras model's.
 
 Photos are read with the evaluation view of the data pipeline (short side
@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_colorize import fileio
-from keras_colorize import metrics
+from keras_colorize.evaluation import metrics
 from keras_colorize.data import preprocess
 from keras_colorize.export import bn_folding
 from keras_colorize.export import litert_runner

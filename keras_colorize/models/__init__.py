@@ -27,7 +27,7 @@ from keras_colorize.models.registry import (
 )
 from keras_colorize.models.unet_bins import UNetBinsColorizer, UNetBinsConfig
 from keras_colorize.models.zhang2016 import ZhangColorizer, ZhangConfig
-from keras_colorize.models.layers import SpatialTile
+from keras_colorize.models.blocks import SpatialTile
 from keras_colorize.models.losses import (
     AB_LOSSES,
     BINS_LOSS,

@@ -24,7 +24,7 @@ import os
 
 import keras
 
-from keras_colorize.models import layers as blocks
+from keras_colorize.models import blocks
 from keras_colorize.models import resnet34
 
 #: torchvision's ImageNet normalization (RGB).

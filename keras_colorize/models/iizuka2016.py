@@ -38,7 +38,7 @@ import dataclasses
 
 import keras
 
-from keras_colorize.models import layers as blocks
+from keras_colorize.models import blocks
 from keras_colorize.models import resnet34
 
 LOW_LEVEL = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1))

@@ -5,16 +5,14 @@ r"""A contact sheet: every photo of a folder beside its full-resolution coloriza
 
 Each photo is colorized at its own full resolution (the model sees a resized
 L* view; its a*b* is upsampled onto the original L*, see
-:class:`keras_colorize.inference.Colorizer`), optionally saved in full to
+:class:`keras_colorize.inference.api.Colorizer`), optionally saved in full to
 ``--colorized_dir``, and shown on the sheet as a pair of thumbnails (input,
 colorized) with its file name. The sheet is written atomically.
 """
 
-import os
 import pathlib
 import sys
 
-import numpy as np
 from absl import app
 from absl import flags
 from PIL import Image, ImageDraw, ImageFont
@@ -79,7 +77,7 @@ def run(input_dir, output, model="scenes", colorized_dir="", thumb=360, columns=
     from tqdm import tqdm  # noqa: PLC0415
 
     from keras_colorize import fileio  # noqa: PLC0415
-    from keras_colorize import inference  # noqa: PLC0415
+    from keras_colorize.inference import api  # noqa: PLC0415
 
     folder = pathlib.Path(input_dir)
     if not folder.is_dir():
@@ -89,7 +87,7 @@ def run(input_dir, output, model="scenes", colorized_dir="", thumb=360, columns=
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith("."))
     if not files:
         raise ValueError(f"input={input_dir!r} holds no images")
-    colorizer = inference.Colorizer(model, batch_size=1)
+    colorizer = api.Colorizer(model, batch_size=1)
     pairs = []
     for path in tqdm(files, desc="colorizing", unit="photo", disable=not progress):
         with Image.open(path) as original:

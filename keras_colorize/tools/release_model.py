@@ -41,7 +41,7 @@ def _model_config(trained, model_path):
     import dataclasses  # noqa: PLC0415
     import json  # noqa: PLC0415
 
-    from keras_colorize import train_lib  # noqa: PLC0415
+    from keras_colorize.training import trainer  # noqa: PLC0415
 
     if getattr(trained, "config", None) is not None:
         return trained.config
@@ -51,8 +51,8 @@ def _model_config(trained, model_path):
                          "(the training run's config) beside it")
     with open(run_config) as f:
         values = json.load(f)
-    names = {f.name for f in dataclasses.fields(train_lib.TrainConfig)}
-    return train_lib.TrainConfig(**{k: v for k, v in values.items() if k in names}).model_config()
+    names = {f.name for f in dataclasses.fields(trainer.TrainConfig)}
+    return trainer.TrainConfig(**{k: v for k, v in values.items() if k in names}).model_config()
 
 
 def release(model_path, output, max_mb=50.0, tolerance=0.02):

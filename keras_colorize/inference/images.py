@@ -20,7 +20,7 @@ Other 16-bit colour files (48-bit TIFF) are read at 8 bits by Pillow, and
 
 Example::
 
-    from keras_colorize import images
+    from keras_colorize.inference import images
     picture = images.read_image("scan.tif")       # Picture(pixels (H, W, 1) uint16, ...)
     images.write_image("out/scan.tif", rgb, alpha=picture.alpha, image_format=picture.format)
 """

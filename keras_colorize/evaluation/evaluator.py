@@ -6,10 +6,10 @@ image resized (short side, antialiased) and center-cropped to
 ``image_size`` (default: the largest model input), the view the data
 pipeline's ``"test"`` split gives. A model with a smaller input sees that
 view resized to its input, and its a*b* is upsampled back (as the
-full-resolution :class:`keras_colorize.inference.Colorizer` does), so every
+full-resolution :class:`keras_colorize.inference.api.Colorizer` does), so every
 row of the table is scored against the same ground truth.
 
-Metrics come from :mod:`keras_colorize.metrics` (one implementation shared
+Metrics come from :mod:`keras_colorize.evaluation.metrics` (one implementation shared
 with training validation); definitions are in the README's "Evaluation"
 section.
 
@@ -20,8 +20,8 @@ input, each model, ground truth; one row per image).
 
 Example::
 
-    from keras_colorize import evaluate_lib
-    result = evaluate_lib.run(evaluate_lib.EvalConfig(
+    from keras_colorize.evaluation import evaluator
+    result = evaluator.run(evaluator.EvalConfig(
         models=(("P1", "runs/p1/model.keras"),), data="shards/test-*", output="eval/"))
     result["models"]["P1"]["mean"]["mae"]
 """
@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from keras_colorize import color
 from keras_colorize import fileio
-from keras_colorize import images
-from keras_colorize import metrics
+from keras_colorize.inference import images
+from keras_colorize.evaluation import metrics
 from keras_colorize import pretrained
 from keras_colorize.data import features
 from keras_colorize.data import preprocess
@@ -282,7 +282,7 @@ def evaluate(colorizers, data, image_size, *, batch_size=16, max_images=None, gr
     """Scores each colorizer and the gray baseline on ``data``.
 
     Args:
-      colorizers: ``{display name: keras_colorize.inference.Colorizer}``.
+      colorizers: ``{display name: keras_colorize.inference.api.Colorizer}``.
       data, image_size, ...: see :class:`EvalConfig`.
 
     Returns:
@@ -425,7 +425,7 @@ def run(config, *, progress=True):
     if not pathlib.Path(config.data).exists() and not tf.io.gfile.glob(config.data):
         raise ValueError(f"data {config.data!r} matches no files")
     fileio.check_writable_dir(config.output)
-    from keras_colorize.inference import Colorizer  # noqa: PLC0415
+    from keras_colorize.inference.api import Colorizer  # noqa: PLC0415
 
     colorizers = {name: Colorizer.from_path(path, batch_size=config.batch_size) for name, path in config.models}
     image_size = config.image_size or max(c.image_size for c in colorizers.values())

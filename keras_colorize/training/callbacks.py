@@ -1,13 +1,13 @@
 """Keras callbacks of the trainer: paper metrics, image grid, throughput, checkpoints.
 
-The trainer (:mod:`keras_colorize.train_lib`) puts them in this order, because
+The trainer (:mod:`keras_colorize.training.trainer`) puts them in this order, because
 each may add entries to the epoch ``logs`` the later ones read:
 
 1. :class:`ThroughputMonitor`: step time, images/s and learning rate (console
    lines and TensorBoard scalars every N steps, epoch means into ``logs``).
 2. :class:`PaperValidation`: the validation pass. Loss, a*b* MSE and class
    cross-entropy like training, plus the paper's Table 2 metrics computed by
-   :func:`keras_colorize.metrics.paper_metrics` (the evaluation code), written
+   :func:`keras_colorize.evaluation.metrics.paper_metrics` (the evaluation code), written
    into ``logs`` as ``val_*``; and a TensorBoard grid of fixed validation
    images (gray input / prediction / ground truth).
 3. :class:`DivergenceGuard`: stops the run (raises :class:`TrainingDiverged`)
@@ -35,7 +35,7 @@ from absl import logging
 
 from keras_colorize import color
 from keras_colorize import fileio
-from keras_colorize import metrics as paper
+from keras_colorize.evaluation import metrics
 
 #: The paper's Table 2 metrics, in the order they are printed.
 PAPER_METRICS = ("mae", "mse_ab", "mse_lab")
@@ -86,7 +86,7 @@ class ValidationEvaluator:
 
     @tf.function
     def _batch_stats(self, l_input, targets, outputs):
-        per_image = paper.paper_metrics(l_input, targets["ab"], outputs["ab"])
+        per_image = metrics.paper_metrics(l_input, targets["ab"], outputs["ab"])
         n = tf.cast(tf.shape(l_input)[0], tf.float32)
         sums = {name: tf.reduce_sum(value) for name, value in per_image.items()}
         # Losses are batch means: weight them by the batch size to average over images.
@@ -114,7 +114,7 @@ class ValidationEvaluator:
         if self._gray is None:
             totals = {}
             for l_input, targets in self.dataset:
-                per_image = paper.paper_metrics(l_input, targets["ab"], paper.gray_prediction(l_input))
+                per_image = metrics.paper_metrics(l_input, targets["ab"], metrics.gray_prediction(l_input))
                 for name, value in per_image.items():
                     totals[name] = totals.get(name, 0.0) + float(tf.reduce_sum(value))
                 totals["images"] = totals.get("images", 0.0) + float(tf.shape(l_input)[0])

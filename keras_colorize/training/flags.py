@@ -1,7 +1,7 @@
 """Command-line flags of ``python -m keras_colorize.train``, defined once.
 
 Every flag maps one to one onto a field of
-:class:`keras_colorize.train_lib.TrainConfig` (same name, same default), so
+:class:`keras_colorize.training.config.TrainConfig` (same name, same default), so
 the binary turns parsed flags into a config with :func:`train_config` and the
 library never reads ``FLAGS``. A run writes its resolved config back as a
 flagfile (``<work_dir>/flags.txt``), which reproduces it::
@@ -18,10 +18,10 @@ import dataclasses
 
 from absl import flags
 
-from keras_colorize import train_lib
+from keras_colorize.training import config
 
 FLAGS = flags.FLAGS
-_D = train_lib.TrainConfig.__dataclass_fields__
+_D = config.TrainConfig.__dataclass_fields__
 
 
 def _default(name):
@@ -46,7 +46,7 @@ flags.DEFINE_string(
 
 # --- Model ------------------------------------------------------------------
 flags.DEFINE_enum(
-    "model_preset", _default("model_preset"), list(train_lib.MODEL_PRESETS),
+    "model_preset", _default("model_preset"), list(config.MODEL_PRESETS),
     "Architecture preset (keras_colorize.models.get_preset): 'paper' = 256 px, 137 classes, "
     "full width; 'tiny' = 64 px, 4 classes, width 0.25; 'zhang2016' = Zhang et al. 2016 (a*b* bins, "
     "rebalanced loss, no class head); 'iizuka2016' = Iizuka et al. 2016 (global features, fusion, class "
@@ -89,11 +89,11 @@ flags.DEFINE_string(
     "`python -m keras_colorize.tools.ab_prior --train_data=GLOB --output=prior.npy`; stored in the model's "
     "config. Empty: uniform prior (no rebalancing).")
 flags.DEFINE_enum(
-    "optimizer", _default("optimizer"), list(train_lib.OPTIMIZERS),
+    "optimizer", _default("optimizer"), list(config.OPTIMIZERS),
     "Optimizer (paper: adadelta for P1, adam otherwise).")
 flags.DEFINE_float("learning_rate", _default("learning_rate"), "Peak learning rate.")
 flags.DEFINE_enum(
-    "lr_schedule", _default("lr_schedule"), list(train_lib.LR_SCHEDULES),
+    "lr_schedule", _default("lr_schedule"), list(config.LR_SCHEDULES),
     "'constant' (the paper's) or 'cosine' decay to 0 over the run, after --warmup_steps linear warm-up.")
 flags.DEFINE_integer("warmup_steps", _default("warmup_steps"), "Linear learning-rate warm-up steps (0 = none).")
 flags.DEFINE_integer(
@@ -111,11 +111,11 @@ flags.DEFINE_integer("seed", _default("seed"), "Seed of weight initialization, d
 
 # --- Hardware and speed -----------------------------------------------------
 flags.DEFINE_enum(
-    "precision", _default("precision"), list(train_lib.PRECISIONS),
+    "precision", _default("precision"), list(config.PRECISIONS),
     "Keras dtype policy. mixed_float16 (GPU; dynamic loss scaling) or mixed_bfloat16 (TPU, recent "
     "GPUs/CPUs); the a*b* and class heads and the losses stay float32.")
 flags.DEFINE_enum(
-    "strategy", _default("strategy"), list(train_lib.STRATEGIES),
+    "strategy", _default("strategy"), list(config.STRATEGIES),
     "tf.distribute strategy: default (one device), mirrored (all local GPUs, or the CPU split into "
     "--num_cpu_devices), multi_worker (MultiWorkerMirroredStrategy from the TF_CONFIG environment "
     "variable), tpu (TPUStrategy on --tpu).")
@@ -151,10 +151,10 @@ flags.DEFINE_integer(
 
 
 def train_config(flag_values=FLAGS):
-    """The :class:`~keras_colorize.train_lib.TrainConfig` of parsed flags.
+    """The :class:`~keras_colorize.training.config.TrainConfig` of parsed flags.
 
     Raises:
       ValueError: a flag value is invalid (the message names the flag).
     """
-    names = [f.name for f in dataclasses.fields(train_lib.TrainConfig)]
-    return train_lib.TrainConfig(**{name: flag_values[name].value for name in names})
+    names = [f.name for f in dataclasses.fields(config.TrainConfig)]
+    return config.TrainConfig(**{name: flag_values[name].value for name in names})

@@ -2,7 +2,7 @@
 
 The paper colorized 6,651 frames of a 1947 film frame by frame. This module
 does the same with PyAV (which ships its own FFmpeg): every frame goes through
-the full-resolution path of :class:`keras_colorize.inference.Colorizer`
+the full-resolution path of :class:`keras_colorize.inference.api.Colorizer`
 (L* of the frame kept, a*b* predicted at the model size and upsampled); the
 output has the input's frame count, frame size and timestamps (hence frame
 rate); the audio track is copied packet for packet (or re-encoded to AAC when
@@ -40,8 +40,8 @@ The output is encoded under a hidden temporary name that keeps its suffix
 
 Example::
 
-    from keras_colorize import video
-    summary = video.run(video.FilmConfig(input="film.mp4", output="film_color.mp4", smooth=True))
+    from keras_colorize.inference import film
+    summary = film.run(film.FilmConfig(input="film.mp4", output="film_color.mp4", smooth=True))
     summary.ok, summary.frames, summary.expected_frames, summary.flicker_ab
 """
 
@@ -201,7 +201,7 @@ class FilmConfig:
 
     Example::
 
-        summary = video.run(video.FilmConfig(input="film.mp4", output="film_color.mp4", smooth=True))
+        summary = film.run(film.FilmConfig(input="film.mp4", output="film_color.mp4", smooth=True))
         summary.ok, summary.frames, summary.missing_frames
     """
 
@@ -522,15 +522,15 @@ def _batched(frames, size):
 
 def _colorize_batch(colorizer, frames, smoother, smooth):
     """Colorized ``av.VideoFrame`` s (same timestamps) of decoded ``frames``; feeds ``smoother`` either way."""
-    from keras_colorize import inference  # noqa: PLC0415 - TensorFlow only once there is work
+    from keras_colorize.inference import api  # noqa: PLC0415 - TensorFlow only once there is work
 
-    l_full = [inference.lightness(frame.to_ndarray(format="rgb24")) for frame in frames]
-    l_small = np.stack([inference.model_input(l, colorizer.image_size) for l in l_full])
+    l_full = [api.lightness(frame.to_ndarray(format="rgb24")) for frame in frames]
+    l_small = np.stack([api.model_input(l, colorizer.image_size) for l in l_full])
     ab_small = colorizer.predict_ab(l_small)
     out = []
     for frame, l, ls, ab in zip(frames, l_full, l_small, ab_small):
         smoothed = smoother(ls, ab)
-        new = av.VideoFrame.from_ndarray(inference.merge(l, smoothed if smooth else ab), format="rgb24")
+        new = av.VideoFrame.from_ndarray(api.merge(l, smoothed if smooth else ab), format="rgb24")
         new.pts, new.time_base = frame.pts, frame.time_base
         out.append(new)
     return out
@@ -546,9 +546,9 @@ def check_model(model):
 
 
 def _load_colorizer(config):
-    from keras_colorize import inference  # noqa: PLC0415 - TensorFlow only once the input checked out
+    from keras_colorize.inference import api  # noqa: PLC0415 - TensorFlow only once the input checked out
 
-    return inference.Colorizer.from_path(config.model, batch_size=config.batch_size)
+    return api.Colorizer.from_path(config.model, batch_size=config.batch_size)
 
 
 # ----------------------------------------------------------------------------
@@ -708,7 +708,7 @@ def run(config, *, progress=True, colorizer=None, report=True):
     Args:
       config: :class:`FilmConfig`.
       progress: show a progress bar.
-      colorizer: a loaded :class:`keras_colorize.inference.Colorizer` (or
+      colorizer: a loaded :class:`keras_colorize.inference.api.Colorizer` (or
         anything with ``image_size`` and ``predict_ab``); default: load
         ``config.model`` after the input and output have checked out.
       report: write ``<output>.json``.

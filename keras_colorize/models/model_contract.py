@@ -10,7 +10,7 @@ The contract (paper Table 1, ``keras_colorize.models.build_colorizer``):
 
 :func:`check_model_contract` checks a ``keras.Model``;
 :func:`check_signature` a SavedModel signature (a concrete function).
-``keras_colorize.inference.load_predictor`` calls them for every command that
+``keras_colorize.inference.api.load_predictor`` calls them for every command that
 loads a model (``colorize``, ``colorize_video``, ``evaluate``); the
 exporters call :func:`check_model_contract` through
 ``keras_colorize.export.saved_model.model_geometry``.

@@ -8,7 +8,7 @@ is reported with its reason and the run goes on.
 
 Refused before any image is read (``ValueError``, exit 2 in the CLI): a
 model that is missing, not a Keras model, or does not fit the colorizer
-contract (:mod:`keras_colorize.model_contract`); an output folder inside the
+contract (:mod:`keras_colorize.models.model_contract`); an output folder inside the
 input tree or not writable; two inputs that would be written to the same
 output (``pic.jpg`` and ``pic.png`` with ``output_format="png"``; on an output
 file system that ignores case, also names that differ only in case).
@@ -19,8 +19,8 @@ WebP), the first is kept and the summary notes how many were dropped.
 
 Example::
 
-    from keras_colorize import colorize_lib
-    summary = colorize_lib.run(colorize_lib.ColorizeConfig(
+    from keras_colorize.inference import photos
+    summary = photos.run(photos.ColorizeConfig(
         model="model.keras", input="scans/", output="colorized/"))
     summary.failed  # [(path, reason), ...]
 """
@@ -37,7 +37,7 @@ import time
 from tqdm import tqdm
 
 from keras_colorize import fileio
-from keras_colorize import images
+from keras_colorize.inference import images
 from keras_colorize import pretrained
 
 REPORT_NAME = "colorize_report.json"
@@ -367,7 +367,7 @@ def run(config, *, progress=True, colorizer=None):
     summary = Summary(skipped=list(work.finished), ignored=list(work.ignored))
     if work.jobs:
         if colorizer is None:
-            from keras_colorize.inference import Colorizer  # noqa: PLC0415 - TF import only when needed
+            from keras_colorize.inference.api import Colorizer  # noqa: PLC0415 - TF import only when needed
 
             colorizer = Colorizer.from_path(config.model, batch_size=config.batch_size)
         done = colorize_jobs(colorizer, work.jobs, output_format=config.output_format, quality=config.quality,

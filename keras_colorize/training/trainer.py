@@ -9,7 +9,7 @@ and calls :func:`train`; tests call :func:`train` directly. Read top to bottom:
    made it). Every problem raises :class:`ConfigError` before any training.
 3. Model, optimizer, losses, built in the strategy's scope under the dtype
    policy; datasets distributed by the strategy with the global batch size.
-4. ``model.fit`` with the callbacks of :mod:`keras_colorize.callbacks`,
+4. ``model.fit`` with the callbacks of :mod:`keras_colorize.training.callbacks`,
    resuming from the last checkpoint at its exact step.
 5. Final evaluation of ``best.keras`` against the "predict gray" baseline on
    the validation set, ``final.keras`` and ``summary.json``.
@@ -34,199 +34,24 @@ import json
 import os
 import sys
 import time
-from typing import Optional
+
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from keras_colorize import callbacks as cb
+from keras_colorize.training import callbacks as cb
 from keras_colorize import fileio
 from keras_colorize import models
-from keras_colorize import perf
-from keras_colorize import run_lock
+from keras_colorize.training import perf
+from keras_colorize.training import run_lock
 from keras_colorize.data import demo
 from keras_colorize.data import features
 from keras_colorize.data import pipeline
 from keras_colorize.models import ab_bins
 
-MODEL_PRESETS = ("paper", "tiny", "zhang2016", "iizuka2016")
-#: Loss defaults of each preset (fields left None take them); the U-Net presets take the first.
-_LOSS_DEFAULTS = {"paper": {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0},
-                  # Zhang et al.: a*b* bins, no class head.
-                  "zhang2016": {"fusion": False, "ab_loss": "rebalanced_ce", "class_loss_weight": 0.0},
-                  # Iizuka et al.: MSE + alpha * CE(class), alpha = 1/300.
-                  "iizuka2016": {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0 / 300}}
-#: Presets whose model has the ResNet34 encoder (--encoder_weights).
-_UNET_PRESETS = ("paper", "tiny")
-OPTIMIZERS = ("adam", "adamw", "adadelta", "sgd", "rmsprop")
-LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-
-#: Fields a rerun in an existing work directory must share with the run that made it:
-#: they fix the architecture, the optimizer's state layout and the step <-> epoch mapping.
-RESUME_FIELDS = (
-    "model_preset", "image_size", "num_classes", "width", "fusion", "optimizer", "precision",
-    "batch_size", "steps_per_epoch", "ab_loss",
-)
-#: Values of resume fields in run directories written before the field existed.
-_LEGACY_RESUME_VALUES = {"ab_loss": "mse"}
-
-
-class ConfigError(ValueError):
-    """A bad flag, bad data or an unusable work directory, found before training."""
-
-
-# ---------------------------------------------------------------------------
-# 1. Configuration
-# ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run needs; field names are the flag names.
-
-    See :mod:`keras_colorize.flags` for the meaning of every field. ``None``
-    model fields take the preset's value when the config is built, so a config
-    always holds the resolved architecture.
-
-    Example:
-      >>> config = TrainConfig(work_dir="runs/tiny", demo_data_dir="runs/demo_data",
-      ...                      model_preset="tiny", num_classes=5, batch_size=8,
-      ...                      epochs=2, steps_per_epoch=10, precision="float32")
-      >>> result = train(config)  # result.summary, result.model
-    """
-    work_dir: str = ""
-    # Data
-    train_data: str = ""
-    val_data: str = ""
-    demo_data_dir: str = ""
-    # Model
-    model_preset: str = "paper"
-    image_size: Optional[int] = None
-    num_classes: Optional[int] = None
-    width: Optional[float] = None
-    fusion: Optional[bool] = None
-    encoder_weights: str = ""
-    # Loss and optimization
-    class_loss_weight: Optional[float] = None
-    ab_loss: Optional[str] = None
-    ab_prior: str = ""
-    optimizer: str = "adam"
-    learning_rate: float = 0.01
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    batch_size: int = 16
-    epochs: int = 10
-    steps_per_epoch: int = 0
-    val_steps: int = 0
-    val_batch_size: int = 0
-    seed: int = 0
-    # Hardware and speed
-    precision: str = "float32"
-    strategy: str = "default"
-    tpu: str = ""
-    num_cpu_devices: int = 0
-    jit_compile: bool = False
-    fused_batch_norm: bool = True
-    steps_per_execution: int = 1
-    # Work directory, checkpoints, logs
-    checkpoint_every_steps: int = 500
-    keep_checkpoints: int = 3
-    log_every_steps: int = 50
-    grid_images: int = 8
-    def __post_init__(self):
-        def fail(name, why):
-            raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
-
-        def choice(name, allowed):
-            if getattr(self, name) not in allowed:
-                fail(name, f"unknown value, expected one of {', '.join(allowed)}")
-
-        if not self.work_dir:
-            fail("work_dir", "required (the run directory for checkpoints, logs and the model)")
-        if not (self.train_data and self.val_data) and not self.demo_data_dir:
-            raise ConfigError(
-                f"train_data={self.train_data!r}, val_data={self.val_data!r}: both are required "
-                "unless demo_data_dir is set")
-        choice("model_preset", MODEL_PRESETS)
-        for name, value in _LOSS_DEFAULTS.get(self.model_preset, _LOSS_DEFAULTS["paper"]).items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        choice("optimizer", OPTIMIZERS)
-        choice("ab_loss", models.AB_LOSSES)
-        choice("lr_schedule", LR_SCHEDULES)
-        choice("precision", PRECISIONS)
-        choice("strategy", STRATEGIES)
-        for name in ("batch_size", "epochs", "steps_per_execution", "log_every_steps", "keep_checkpoints"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                fail(name, "must be an integer >= 1")
-        for name in ("steps_per_epoch", "val_steps", "val_batch_size", "warmup_steps", "num_cpu_devices",
-                     "checkpoint_every_steps", "grid_images"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
-                fail(name, "must be an integer >= 0")
-        if not self.learning_rate > 0:
-            fail("learning_rate", "must be > 0")
-        if not self.class_loss_weight >= 0:
-            fail("class_loss_weight", "must be >= 0")
-        if self.strategy == "mirrored" and self.num_cpu_devices == 1:
-            fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
-        if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):
-            fail("encoder_weights", "expected a .weights.h5 file written by keras_colorize.tools.port_resnet34")
-        self._check_model_options(fail)
-        # Resolve the preset now: the config then holds the architecture that is trained.
-        preset = models.get_preset(self.model_preset)
-        for name in ("image_size", "num_classes", "width"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, getattr(preset, name, None))  # zhang2016: no num_classes
-        if not (isinstance(self.image_size, int) and self.image_size >= 32 and self.image_size % 32 == 0):
-            fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
-        try:
-            self.model_config()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    def _check_model_options(self, fail):
-        """Preset, head and loss fit together (zhang2016: bins, no class head; bins head: U-Net or zhang2016)."""
-        bins = self.ab_loss == models.BINS_LOSS
-        if self.model_preset == "zhang2016":
-            if self.fusion:
-                fail("fusion", "the zhang2016 preset has no class head; leave --fusion unset (or --nofusion)")
-            if not bins:
-                fail("ab_loss", f"the zhang2016 preset predicts a*b* bins and trains with {models.BINS_LOSS} only")
-        elif bins and self.model_preset not in _UNET_PRESETS:
-            fail("ab_loss", f"{models.BINS_LOSS} needs a bins head: presets {', '.join(_UNET_PRESETS)} or zhang2016")
-        if self.ab_prior and not bins:
-            fail("ab_prior", f"the a*b* prior is only used with --ab_loss={models.BINS_LOSS}")
-        if self.ab_prior and not self.ab_prior.endswith(".npy"):
-            fail("ab_prior", "expected a .npy file written by `python -m keras_colorize.tools.ab_prior`")
-        if self.encoder_weights and self.model_preset not in _UNET_PRESETS:
-            fail("encoder_weights", f"only the presets {', '.join(_UNET_PRESETS)} have the ResNet34 encoder")
-
-    def model_config(self, prior=None):
-        """The model config this run trains (``prior``: the a*b* prior of a bins head, None = uniform)."""
-        preset = models.get_preset(self.model_preset)
-        fields = {"image_size": self.image_size, "width": float(self.width)}
-        for name in ("num_classes", "fusion"):
-            if hasattr(preset, name):
-                fields[name] = getattr(self, name)
-        config = models.get_preset(self.model_preset, **fields)
-        if self.ab_loss != models.BINS_LOSS:
-            return config
-        if isinstance(config, models.ModelConfig):
-            return models.UNetBinsConfig.from_unet(config, prior=prior)
-        return dataclasses.replace(config, prior=prior)
-    def to_dict(self):
-        return dataclasses.asdict(self)
-    def to_flags(self):
-        """The config as flagfile text (``--name=value`` lines)."""
-        lines = []
-        for name, value in self.to_dict().items():
-            if isinstance(value, bool):
-                lines.append(f"--{name}" if value else f"--no{name}")
-            elif value is not None:
-                lines.append(f"--{name}={value}")
-        return "\n".join(lines) + "\n"
+from keras_colorize.training.config import LEGACY_RESUME_VALUES, RESUME_FIELDS, ConfigError
+from keras_colorize.training.config import TrainConfig  # noqa: F401 - train(config) takes one; tests build it here
 
 
 # ---------------------------------------------------------------------------
@@ -407,13 +232,19 @@ def resolve_data(config):
     return DataSpec(train_files, val_files, train_examples, val_examples, max_label)
 
 
+def _run_files(names):
+    """The names in a work directory that belong to a run: all but the lock file and ``*.log``/``nohup.out``."""
+    return {n for n in names if n != run_lock.LOCK_NAME and not n.endswith(".log") and n != "nohup.out"}
+
+
 def check_work_dir(config):
     """Raises :class:`ConfigError` if ``config.work_dir`` holds an incompatible run; returns whether it holds one."""
     config_path = os.path.join(config.work_dir, "config.json")
     if os.path.exists(config.work_dir) and not os.path.isdir(config.work_dir):
         raise ConfigError(f"work_dir={config.work_dir!r} is a file, not a directory; use a new or empty directory")
-    # The lock file alone (a run killed right after taking it) does not make a directory a run's.
-    if not os.path.isdir(config.work_dir) or not set(os.listdir(config.work_dir)) - {run_lock.LOCK_NAME}:
+    # The lock file alone (a run killed right after taking it) does not make a directory a run's, nor
+    # does the log of a background start (`nohup python -m keras_colorize.train ... > WORK_DIR/train.log`).
+    if not os.path.isdir(config.work_dir) or not _run_files(os.listdir(config.work_dir)):
         return False
     if not os.path.exists(config_path):
         raise ConfigError(
@@ -430,7 +261,7 @@ def check_work_dir(config):
             "holds the same settings) or use another --work_dir") from None
     current = config.to_dict()
     def before(name):
-        return previous.get(name, _LEGACY_RESUME_VALUES.get(name))
+        return previous.get(name, LEGACY_RESUME_VALUES.get(name))
 
     changed = [f"{name}={before(name)!r} there, {current[name]!r} now"
                for name in RESUME_FIELDS if before(name) != current[name]]
@@ -657,13 +488,13 @@ def train(config):
 
     With ``config.fused_batch_norm`` (the default) BatchNormalization runs on
     TensorFlow's fused kernel for the duration of the run
-    (:func:`keras_colorize.perf.fused_batch_norm`: same variables and results,
+    (:func:`keras_colorize.training.perf.fused_batch_norm`: same variables and results,
     about 15 % more images/s on the CPU, see BUILD_NOTES.md "Performance").
 
     Raises:
       ConfigError: before any training, for bad flags, data or work directory (one held by another
         run, checkpoints none of which loads).
-      keras_colorize.callbacks.TrainingDiverged: the loss or the weights became non-finite; training
+      keras_colorize.training.callbacks.TrainingDiverged: the loss or the weights became non-finite; training
         stopped there, and neither a checkpoint, ``best.keras`` nor ``final.keras`` was written after it.
     """
     if not perf.onednn_enabled():
@@ -694,7 +525,7 @@ def _train(config):
 
 
 def _lock_work_dir(config):
-    """Takes ``<work_dir>/.lock`` (:mod:`keras_colorize.run_lock`); ConfigError if held or not writable."""
+    """Takes ``<work_dir>/.lock`` (:mod:`keras_colorize.training.run_lock`); ConfigError if held or not writable."""
     try:
         return run_lock.WorkDirLock(config.work_dir).acquire()
     except run_lock.WorkDirLocked as e:

@@ -36,8 +36,8 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_colorize import color
-from keras_colorize import images
-from keras_colorize import model_contract
+from keras_colorize.inference import images
+from keras_colorize.models import model_contract
 from keras_colorize import pretrained
 
 # Pixels per full-resolution kernel call. Fixed sizes keep XLA from recompiling
@@ -300,9 +300,9 @@ class _SavedModelPredictor:
 
 
 def check_model_contract(model):
-    """Checks a ``keras.Model`` against the colorizer contract; see :mod:`keras_colorize.model_contract`.
+    """Checks a ``keras.Model`` against the colorizer contract; see :mod:`keras_colorize.models.model_contract`.
 
-    Returns the :class:`keras_colorize.model_contract.Contract` (``image_size``,
+    Returns the :class:`keras_colorize.models.model_contract.Contract` (``image_size``,
     ``ab_key``, ``num_classes``); raises ``ValueError`` saying what does not fit.
     """
     return model_contract.check_model_contract(model)
@@ -357,7 +357,7 @@ def load_predictor(model):
     """A callable ``(B, S, S, 1) L/100 -> (B, S, S, 2) ab target`` with ``.image_size``.
 
     The model is checked against the colorizer contract
-    (:mod:`keras_colorize.model_contract`) here, before any image is read.
+    (:mod:`keras_colorize.models.model_contract`) here, before any image is read.
 
     Args:
       model: a ``keras.Model`` (e.g. from ``build_colorizer``), a bundled
@@ -439,7 +439,7 @@ class Colorizer:
         return np.concatenate(outs) if outs else np.zeros((0, self.image_size, self.image_size, 2), np.float32)
 
     def colorize_pictures(self, pictures):
-        """Colorizes :class:`keras_colorize.images.Picture` objects.
+        """Colorizes :class:`keras_colorize.inference.images.Picture` objects.
 
         Returns:
           list of ``(rgb, alpha)``: rgb ``(H, W, 3)`` in the picture's bit depth
