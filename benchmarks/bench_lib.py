@@ -459,8 +459,6 @@ def run(config, log=print):
 
 
 def write_json(report, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=str))
-    os.replace(tmp, path)
+    from keras_colorize import fileio  # noqa: PLC0415 - light (no TensorFlow), like this module
+
+    fileio.atomic_write_text(path, json.dumps(report, indent=1, default=str))

@@ -145,8 +145,7 @@ def lab_to_linear_rgb(lab):
     """CIE L*a*b* (D65) -> linear RGB float32, not clipped (may leave [0, 1]).
 
     For gamut mapping that needs to know how far out of gamut a colour is
-    (e.g. ``keras_colorize.inference.api`` keeps L exact by desaturating instead of
-    clipping).
+    (:func:`fit_to_gamut` keeps L exact by desaturating instead of clipping).
     """
     lab = tf.cast(tf.convert_to_tensor(lab), tf.float32)
     _check_channels(lab, 3, "lab")
@@ -166,6 +165,28 @@ def rgb_to_l(rgb):
     _check_channels(rgb, 3, "rgb")
     y = _matmul_channels(srgb_to_linear(rgb), XYZ_FROM_RGB[1:2])  # [..., 1]
     return tf.maximum(116.0 * _lab_f(y) - 16.0, 0.0)
+
+
+def fit_to_gamut(linear_rgb):
+    """Brings linear RGB ``[..., 3]`` into [0, 1] by mixing with the gray of equal luminance.
+
+    Luminance ``Y`` is linear in linear RGB and the gray ``(Y, Y, Y)`` has the
+    same ``Y``, so every mix keeps ``Y`` (hence L*) and the hue; the largest
+    mix factor ``t <= 1`` that keeps all three channels in [0, 1] is taken per
+    pixel. In-gamut colours are unchanged. Unlike the per-channel clipping of
+    :func:`lab_to_rgb`, an impossible colour keeps its lightness.
+
+    Example:
+      >>> srgb = linear_to_srgb(fit_to_gamut(lab_to_linear_rgb(lab)))  # L* of ``lab`` kept
+    """
+    linear_rgb = tf.cast(tf.convert_to_tensor(linear_rgb), tf.float32)
+    _check_channels(linear_rgb, 3, "linear_rgb")
+    y = tf.clip_by_value(_matmul_channels(linear_rgb, XYZ_FROM_RGB[1:2]), 0.0, 1.0)  # [..., 1]
+    d = linear_rgb - y
+    safe = tf.where(tf.abs(d) > 1e-12, d, tf.ones_like(d))
+    limit = tf.where(linear_rgb > 1.0, (1.0 - y) / safe, tf.where(linear_rgb < 0.0, -y / safe, tf.ones_like(d)))
+    t = tf.clip_by_value(tf.reduce_min(limit, axis=-1, keepdims=True), 0.0, 1.0)
+    return tf.clip_by_value(y + t * d, 0.0, 1.0)
 
 
 def l_to_gray_rgb(lightness):

@@ -1,7 +1,7 @@
 r"""Colorize photographs at full resolution: ``kc-colorize`` / ``python -m keras_colorize.colorize``.
 
     python -m keras_colorize.colorize --input=scans/ --output=colorized/
-    python -m keras_colorize.colorize --model=runs/demo/model.keras --input=scans/ --output=colorized/
+    python -m keras_colorize.colorize --model=runs/demo/best.keras --input=scans/ --output=colorized/
 
 ``--model`` defaults to the bundled ``scenes`` model (research and
 non-commercial use only; see ``keras_colorize.pretrained``). ``--input`` is

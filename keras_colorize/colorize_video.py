@@ -1,7 +1,7 @@
 r"""Colorize a film: ``kc-colorize-video`` / ``python -m keras_colorize.colorize_video``.
 
     python -m keras_colorize.colorize_video --input=film.mp4 --output=film_color.mp4 --smooth
-    python -m keras_colorize.colorize_video --model=runs/demo/model.keras --input=film.mp4 --output=film_color.mp4
+    python -m keras_colorize.colorize_video --model=runs/demo/best.keras --input=film.mp4 --output=film_color.mp4
 
 ``--model`` defaults to the bundled ``scenes`` model (research and
 non-commercial use only; see ``keras_colorize.pretrained``). Same frame
@@ -20,7 +20,8 @@ this with exit 0 and a warning), or writing failed midway (nothing is
 published); 2 bad arguments or input, before any work starts (a bad flag
 value, a missing, empty or unreadable file, a still image, a file without
 video, an output that exists or would overwrite the input or cannot be
-written), as one line ``kc-colorize-video: error: ...``.
+written, the ``[video]`` extra (PyAV) not installed), as one line
+``kc-colorize-video: error: ...``.
 """
 
 import os
@@ -72,9 +73,8 @@ def config_from_flags():
 
 def main(argv):
     cli.check_args(argv, required=("model", "input", "output"))
+    av = cli.require_extra("av", "video")  # PyAV is the [video] extra: say so before any work
     config = config_from_flags()
-    import av  # noqa: PLC0415
-
     from keras_colorize.inference import film  # noqa: PLC0415
 
     try:

@@ -1,7 +1,7 @@
 r"""Evaluate models like the paper: ``kc-evaluate`` / ``python -m keras_colorize.evaluate``.
 
-    python -m keras_colorize.evaluate --model P1=runs/p1/model.keras --model "P2 w/o fusion"=runs/p2/model.keras \
-        --data=../shared/data/landscapes --output=runs/eval
+    python -m keras_colorize.evaluate --model P1=runs/p1/best.keras --model "P2 w/o fusion"=runs/p2/best.keras \
+        --data=photos/landscapes --output=runs/eval
 
 ``--data`` is a folder of colour images (converted to gray for the input) or a
 glob of TFRecord shards. Writes ``metrics.json``, ``metrics.md`` (the table,
@@ -26,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags
 
 from keras_colorize import cli
-from keras_colorize.evaluation import evaluator
 from keras_colorize import pretrained
 
 FLAGS = flags.FLAGS
@@ -48,6 +47,8 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 def main(argv):
     cli.check_args(argv, required=("model", "data", "output"))
+    from keras_colorize.evaluation import evaluator  # noqa: PLC0415 - TensorFlow after flag parsing: --help is fast
+
     config = evaluator.EvalConfig(
         models=tuple(evaluator.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
         output=FLAGS.output, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,

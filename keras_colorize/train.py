@@ -8,7 +8,7 @@ from the work directory's last checkpoint that loads.
 Exit status: 0 done; 1 the run failed (it diverged: NaN or infinite loss,
 nothing saved after that; or an unexpected error, with its traceback); 2 bad
 flags, data or work directory (including one in use by another run), found
-before training. Examples::
+before training, as one line ``kc-train: error: ...``. Examples::
 
     python -m keras_colorize.train --flagfile=experiments/demo.flags   # CPU demo, ~5 min
     python -m keras_colorize.train --flagfile=experiments/p3.flags \
@@ -20,32 +20,29 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=wrong-import-position
-
+from keras_colorize import cli  # pylint: disable=wrong-import-position
 from keras_colorize.training import callbacks  # pylint: disable=wrong-import-position
 from keras_colorize.training import flags as kc_flags  # pylint: disable=wrong-import-position
 from keras_colorize.training import trainer  # pylint: disable=wrong-import-position
 
+COMMAND = "kc-train"
+
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.check_args(argv)
     try:
-        config = kc_flags.train_config()
-        trainer.train(config)
-    except trainer.ConfigError as e:
-        # Bad flags, data or work directory, found before training: the message names the problem.
-        print(f"keras_colorize.train: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        trainer.train(kc_flags.train_config())  # ConfigError (bad flags, data, work directory): cli.run exits 2
     except callbacks.TrainingDiverged as e:
         # The run failed: NaN/Inf loss or weights. Nothing broken was saved; the message names the step.
-        print(f"keras_colorize.train: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        print(f"{COMMAND}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run():
-    """Console-script entry point (``kc-train``)."""
-    app.run(main)
+    """Console-script entry point (``kc-train``); exit status 0, 1 or 2 as above."""
+    # Only ConfigError is a usage error: a ValueError raised during training is a bug and keeps its traceback.
+    cli.run(main, COMMAND, usage_errors=(trainer.ConfigError,))
 
 
 if __name__ == "__main__":

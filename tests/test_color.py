@@ -86,6 +86,25 @@ def test_model_units_round_trip_and_range():
     np.testing.assert_allclose(color.ab_to_target(tf.zeros([2])).numpy(), color.GRAY_TARGET)
 
 
+def test_fit_to_gamut_keeps_luminance_and_in_gamut_colours():
+    """Out-of-gamut colours are mixed with their gray: Y (hence L*) kept exactly, in-gamut colours untouched."""
+    inside = color.srgb_to_linear(tf.constant(_rgb_cube())).numpy()
+    np.testing.assert_allclose(color.fit_to_gamut(inside).numpy(), inside, atol=1e-6)
+    rng = np.random.default_rng(2)
+    lab = np.stack([rng.uniform(1, 99, 4000), rng.uniform(-128, 127, 4000), rng.uniform(-128, 127, 4000)], -1)
+    linear = color.lab_to_linear_rgb(tf.constant(lab, tf.float32)).numpy()
+    assert (linear.min(-1) < 0).mean() > 0.5  # most of these are impossible colours
+    fitted = color.fit_to_gamut(linear).numpy()
+    assert 0.0 <= fitted.min() and fitted.max() <= 1.0
+    luminance = color.XYZ_FROM_RGB[1]
+    y_fitted, y_linear = (fitted @ luminance)[:, None], (linear @ luminance)[:, None]
+    np.testing.assert_allclose(y_fitted, y_linear, atol=1e-5)
+    away_from_gray = fitted - y_fitted  # a positive multiple of linear - y: the hue is kept
+    assert np.all((np.sign(away_from_gray) == np.sign(linear - y_linear)) | (np.abs(away_from_gray) < 1e-5))
+    with pytest.raises(ValueError, match="linear_rgb must have 3 channels"):
+        color.fit_to_gamut(tf.zeros([4, 2]))
+
+
 def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="3 channels"):
         color.rgb_to_lab(tf.zeros([4, 4], tf.uint8))

@@ -253,18 +253,7 @@ def test_multi_page_tiff_keeps_every_page_and_animated_webp_is_noted(tiny_model_
         assert image.size == pages[0].size
 
 
-def test_outputs_respect_the_umask(tiny_model_path, tmp_path):
-    source = tmp_path / "in"
-    source.mkdir()
-    _photo(source / "a.jpg")
-    out = tmp_path / "out"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-m", "keras_colorize.colorize", "--model", str(tiny_model_path),
-                             "--input", str(source), "--output", str(out), "--noprogress"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600, preexec_fn=lambda: os.umask(0o022))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert oct((out / "a.jpg").stat().st_mode & 0o777) == oct(0o644)
-    assert oct((out / photos.REPORT_NAME).stat().st_mode & 0o777) == oct(0o644)
+# Output permissions under umask 022: tests/test_fileio.py::test_every_writer_leaves_0644_files_and_no_temporaries.
 
 
 def test_exit_codes_and_one_line_errors(tmp_path):

@@ -228,7 +228,7 @@ def test_killed_run_leaves_no_partial_shard(messy_folder, tmp_path):
     assert proc.returncode == 3, proc.stderr.decode()[-2000:]
     finished = _shard_mtimes(out)
     assert list(finished) == ["train-00000-of-00004.tfrecord"]  # the shard in progress never got its final name
-    assert any(".tmp-" in n for n in os.listdir(out))
+    assert any(".partial" in n for n in os.listdir(out))
     assert len(_read_examples(str(out / "train-*"))) == 5
 
     # Rerun with the same arguments: the finished shard is kept, the rest written, the debris removed.
@@ -243,7 +243,7 @@ def test_killed_run_leaves_no_partial_shard(messy_folder, tmp_path):
         sys.path.remove(str(helper))
     assert _shard_mtimes(out)["train-00000-of-00004.tfrecord"] == finished["train-00000-of-00004.tfrecord"]
     assert stats.num_written == 20 and len(_read_examples(str(out / "train-*"))) == 20
-    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+    assert not [n for n in os.listdir(out) if ".partial" in n]
 
 
 def _cli(*args):
@@ -387,7 +387,7 @@ def test_killed_parent_takes_its_workers_down(messy_folder, tmp_path):
     deadline = time.time() + 300
     workers = []
     while time.time() < deadline and parent.poll() is None:
-        if out.is_dir() and any(".tmp-" in n for n in os.listdir(out)):  # a worker is writing a shard
+        if out.is_dir() and any(".partial" in n for n in os.listdir(out)):  # a worker is writing a shard
             workers = _children(parent.pid)
             break
         time.sleep(0.05)
@@ -412,4 +412,4 @@ def test_killed_parent_takes_its_workers_down(messy_folder, tmp_path):
         ours, theirs = _read_examples(str(out / name)), _read_examples(str(reference / name))
         assert [sorted(e) for e in ours] == [sorted(e) for e in theirs], name
         assert all(np.array_equal(a[k], b[k]) for a, b in zip(ours, theirs) for k in a), name
-    assert not [n for n in os.listdir(out) if ".tmp-" in n]
+    assert not [n for n in os.listdir(out) if ".partial" in n]

@@ -25,6 +25,7 @@ from keras_colorize.inference import api
 from keras_colorize.export import bn_statistics
 from keras_colorize.export import image_ops
 from keras_colorize.export import saved_model
+from keras_colorize.inference import merge
 from keras_colorize.models import build_colorizer, get_preset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -145,14 +146,13 @@ def test_fresh_process_matches_keras(model, exported, tmp_path):
     # Softmax over a Dense chain that TF's graph optimizer rewrites: float32 rounding, not a 1e-5 contract.
     assert np.abs(got["probs"] - np.asarray(expected["class"])).max() <= 1e-4
 
-    # serving_default: full resolution, and the colorize CLI's merge (api.merge) of the same prediction,
-    # given the same decoded pixels (TF's and Pillow's JPEG decoders differ by a few levels).
+    # serving_default: full resolution, and the colorize CLI's merge (merge.merge_chunked) of the same
+    # prediction, given the same decoded pixels (TF's and Pillow's JPEG decoders differ by a few levels).
+    # The two paths' inputs and merges are compared step by step in tests/test_merge.py.
     rgb = tf.io.decode_jpeg(image, channels=3).numpy()
-    l_graph = image_ops.model_input(color.rgb_to_l(rgb), 64).numpy()
-    l_cli = api.model_input(api.lightness(rgb), 64)
-    assert np.abs(l_graph - l_cli).max() < 0.01  # the two antialiased resizes agree within 1 L* unit
+    l_graph = np.asarray(merge.model_input(color.rgb_to_l(rgb), 64))
     ab_small = np.asarray(model(l_graph[None], training=False)["ab"])[0]
-    reference = api.merge(api.lightness(rgb), ab_small)
+    reference = merge.merge_chunked(merge.lightness(rgb), ab_small)
     for encoded in got["colorized"]:
         served = np.asarray(Image.open(io.BytesIO(encoded)))
         assert served.shape == rgb.shape
@@ -161,6 +161,35 @@ def test_fresh_process_matches_keras(model, exported, tmp_path):
     assert list(got["class_index"]) == [int(np.argmax(probs))] * 2
     assert list(got["class_name"]) == [CLASS_NAMES[int(np.argmax(probs))].encode()] * 2
     np.testing.assert_allclose(got["class_probability"], [probs.max()] * 2, atol=1e-3)
+
+
+_SERVING_IMPORTS = textwrap.dedent(
+    """
+    import json, sys
+    # Blocked, not merely absent: TensorFlow's own Keras import tries Pillow optionally (and loads it
+    # when installed), so "PIL not in sys.modules" cannot be asked of any TF process; blocked, any
+    # `import PIL` on the serving path raises ImportError instead.
+    sys.modules["PIL"] = None
+    import tensorflow as tf
+    from keras_colorize.export import image_ops, saved_model
+    png = tf.io.encode_png(tf.fill([9, 13, 3], tf.constant(90, tf.uint8)))
+    inputs = image_ops.model_inputs(tf.stack([png]), 64)
+    merged = saved_model.merge.merge_graph(tf.fill([9, 13, 1], 50.0), tf.fill([64, 64, 2], 0.5))
+    loaded = sorted(m for m in sys.modules if m.startswith("keras_colorize.inference") or m.split(".")[0] == "PIL")
+    print(json.dumps({"loaded": loaded, "PIL": repr(sys.modules["PIL"]),
+                      "shapes": [inputs.shape.as_list(), merged.shape.as_list()]}))
+    """
+)
+
+
+def test_serving_graph_imports_neither_pillow_nor_the_photo_api():
+    """export.saved_model / image_ops (the serving graph) run with Pillow blocked and without inference.api."""
+    done = subprocess.run([sys.executable, "-c", _SERVING_IMPORTS], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"loaded": ["PIL", "keras_colorize.inference", "keras_colorize.inference.merge"],
+                      "PIL": "None", "shapes": [[1, 64, 64, 1], [9, 13, 3]]}
 
 
 def _show(path):

@@ -124,38 +124,7 @@ def test_bn_folding_leaves_inexact_pairs_alone():
     np.testing.assert_allclose(folded(x), model(x, training=False), atol=1e-5)
 
 
-def test_model_without_class_head_converts(tmp_path):
-    keras.utils.set_random_seed(2)
-    model = build_colorizer(get_preset("tiny", fusion=False))
-    bn_statistics.reestimate_batch_norm(model, _smooth_l(8, 64, seed=3))
-    result = tflite.convert_variants(model, tmp_path, ["float32"])
-    predictor = litert_runner.LiteRTPredictor(result.paths["float32"])
-    assert predictor.output_names == ("ab",)
-    x = _smooth_l(2, 64, seed=4)
-    assert np.abs(predictor(x) - np.asarray(model(x, training=False)["ab"])).max() <= 1e-4
-
-
-def test_mixed_bfloat16_model_converts_as_float32(tmp_path):
-    """A model built (or trained and loaded) under mixed_bfloat16 converts; files match its float32 rebuild.
-
-    Before: the bfloat16 graph failed to convert ("'tf.ConcatV2' op is neither a custom op nor a flex op").
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        keras.utils.set_random_seed(3)
-        model = build_colorizer(get_preset("tiny"))
-    finally:
-        keras.config.set_dtype_policy(previous)
-    bn_statistics.reestimate_batch_norm(model, _smooth_l(8, 64, seed=6))
-    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model._flatten_layers(recursive=True)}  # noqa: SLF001
-    reference = bn_folding.as_float32(model)
-    assert {layer.dtype_policy.name for layer in reference._flatten_layers(recursive=True)} == {"float32"}  # noqa: SLF001
-    result = tflite.convert_variants(model, tmp_path, ["float32", "dynamic_int8"])
-    x = _smooth_l(2, 64, seed=7)
-    got = litert_runner.LiteRTPredictor(result.paths["float32"]).predict(x)["ab"]
-    assert np.abs(got - np.asarray(reference(x, training=False)["ab"])).max() <= 1e-4
-    assert model.get_layer("up1_1_conv").dtype_policy.name == "mixed_bfloat16"  # the input model is untouched
+# A model without class head, and mixed-precision models (converted as float32): test_model_battery.py.
 
 
 def test_float32_tflite_matches_keras(tiny_model, converted, eval_photos):

@@ -120,31 +120,31 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
     saved = str(REPO / "export" / "export_saved_model.py")
     tflite = str(REPO / "export" / "export_tflite.py")
     out = f"--output={tmp_path / 'served'}"
-    _one_line_error(_run(saved, "--version=1"), "export_saved_model", "--output")
-    _one_line_error(_run(saved, out, "--version=abc"), "export_saved_model", "--version")
-    _one_line_error(_run(saved, out, "--version=1", "--output_format=gif"), "export_saved_model", "--output_format")
-    _one_line_error(_run(saved, out, "--version=1", "--jpeg_quality=0"), "export_saved_model", "jpeg_quality")
-    _one_line_error(_run(saved, out, "--version=1", "--model=nowhere.keras"), "export_saved_model", "model",
+    _one_line_error(_run(saved, "--version=1"), "kc-export-saved-model", "--output")
+    _one_line_error(_run(saved, out, "--version=abc"), "kc-export-saved-model", "--version")
+    _one_line_error(_run(saved, out, "--version=1", "--output_format=gif"), "kc-export-saved-model", "--output_format")
+    _one_line_error(_run(saved, out, "--version=1", "--jpeg_quality=0"), "kc-export-saved-model", "jpeg_quality")
+    _one_line_error(_run(saved, out, "--version=1", "--model=nowhere.keras"), "kc-export-saved-model", "model",
                     "nowhere.keras")
     _one_line_error(_run(saved, out, "--version=1", f"--class_names={tmp_path / 'none.txt'}"),
-                    "export_saved_model", "class_names")
+                    "kc-export-saved-model", "class_names")
     assert not (tmp_path / "served").exists()
-    _one_line_error(_run(tflite, "--preset=tiny"), "export_tflite", "--output_dir")
-    _one_line_error(_run(tflite, f"--output_dir={tmp_path / 't'}", "--variants=float32,bogus"), "export_tflite",
+    _one_line_error(_run(tflite, "--preset=tiny"), "kc-export-tflite", "--output_dir")
+    _one_line_error(_run(tflite, f"--output_dir={tmp_path / 't'}", "--variants=float32,bogus"), "kc-export-tflite",
                     "variants", "bogus")
     runner = ["-m", "keras_colorize.export.litert_runner"]
-    _one_line_error(_run(*runner, f"--input={photo}", f"--output={tmp_path / 'o.png'}"), "litert_runner", "--model")
+    _one_line_error(_run(*runner, f"--input={photo}", f"--output={tmp_path / 'o.png'}"), "kc-litert", "--model")
     _one_line_error(_run(*runner, "--model=missing.tflite", f"--input={photo}", f"--output={tmp_path / 'o.png'}"),
-                    "litert_runner", "model", "missing.tflite")
+                    "kc-litert", "model", "missing.tflite")
     _one_line_error(_run(*runner, "--model=m.tflite", f"--input={photo}", f"--output={tmp_path / 'o.png'}",
-                         "--num_threads=x"), "litert_runner", "--num_threads")
+                         "--num_threads=x"), "kc-litert", "--num_threads")
     client = ["-m", "keras_colorize.export.serving_client"]
-    _one_line_error(_run(*client, str(photo)), "serving_client", "--output_dir")
-    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--batch_size=0", str(photo)), "serving_client",
+    _one_line_error(_run(*client, str(photo)), "kc-serving-client", "--output_dir")
+    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--batch_size=0", str(photo)), "kc-serving-client",
                     "batch_size")
-    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--protocol=smtp", str(photo)), "serving_client",
+    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--protocol=smtp", str(photo)), "kc-serving-client",
                     "--protocol")
-    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}"), "serving_client", "inputs")
+    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}"), "kc-serving-client", "inputs")
     # A server that is not there is not a bad argument: status 1, still one line.
     down = _run(*client, f"--output_dir={tmp_path / 'c'}", "--server=127.0.0.1:9", str(photo))
     assert down.returncode == 1 and "cannot reach TF Serving" in down.stderr and "Traceback" not in down.stderr

@@ -2,6 +2,7 @@
 clear errors for checkpoints that do not match."""
 
 import pathlib
+import stat
 import subprocess
 import sys
 
@@ -202,6 +203,9 @@ def test_safetensors_reads_without_torch(state_dict, tmp_path, monkeypatch):
     pth.write_bytes(b"x")
     with pytest.raises(PortError, match="needs PyTorch"):
         torchvision_port.read_checkpoint(pth)
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)  # the reader is safetensors.numpy
+    with pytest.raises(PortError, match=r"needs the safetensors package: pip install 'keras_colorize\[torch\]'"):
+        torchvision_port.read_checkpoint(path)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -243,6 +247,11 @@ def test_port_rejects_bad_arguments(state_dict, tmp_path):
     bad.write_bytes(b"\xff" * 4)
     with pytest.raises(PortError, match="not a safetensors file"):
         torchvision_port.read_checkpoint(bad)
+    header = b'{"conv1.weight":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}'
+    bf16 = tmp_path / "bf16.safetensors"
+    bf16.write_bytes(len(header).to_bytes(8, "little") + header + b"\x80\x3f\x00\x40")
+    np.testing.assert_array_equal(  # bfloat16 1.0, 2.0 (NumPy learns the dtype from ml_dtypes, via TF)
+        np.asarray(torchvision_port.read_checkpoint(bf16)["conv1.weight"], np.float32), [1.0, 2.0])
 
 
 def test_cli_ports_and_reports_errors(state_dict, tmp_path):
@@ -256,15 +265,18 @@ def test_cli_ports_and_reports_errors(state_dict, tmp_path):
         return subprocess.run(
             [sys.executable, "-m", "keras_colorize.tools.port_resnet34",
              f"--checkpoint={checkpoint}", f"--output={output}"],
-            capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT))
+            capture_output=True, text=True, timeout=300, cwd=str(REPO_ROOT), umask=0o022)
 
+    inputs = sorted(p.name for p in tmp_path.iterdir())
     result = run(bad, out)
     assert result.returncode != 0
     assert "missing tensor(s): conv1.weight" in result.stderr
-    assert not out.exists() and not list(tmp_path.glob("*.weights.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == inputs  # nothing written, no temporary file
     result = run(good, out)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ported 180 tensors" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(inputs + [out.name])
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # 0666 less the umask
     encoder = build_encoder(width=1.0)
     load_encoder_weights(encoder, out)
     assert all(not np.any(w.numpy()) for w in encoder.weights)  # all zeros

@@ -9,7 +9,6 @@ import http.client
 import http.cookiejar
 import io
 import json
-import math
 import os
 import pathlib
 import re
@@ -396,26 +395,17 @@ def test_bad_settings_are_refused_before_serving(study):
 # ---------------------------------------------------------------- report
 
 
-def _wilson_by_bisection(k, n, z=report_lib.Z_95):
-    """The Wilson interval from its definition: all p with |k/n - p| <= z * sqrt(p (1 - p) / n)."""
-    inside = lambda p: abs(k / n - p) <= z * math.sqrt(p * (1 - p) / n)  # noqa: E731
-
-    def edge(lo, hi):  # inside(lo) != inside(hi)
-        for _ in range(100):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if inside(mid) == inside(lo) else (lo, mid)
-        return (lo + hi) / 2
-
-    p_hat = k / n
-    return (0.0 if k == 0 else edge(0.0, p_hat)), (1.0 if k == n else edge(p_hat, 1.0))
-
-
-@pytest.mark.parametrize("k,n", [(0, 5), (3, 4), (8, 10), (45, 100), (100, 100), (1, 1000)])
-def test_wilson_interval_matches_its_definition(k, n):
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 5), (3, 4), (8, 10), (17, 17), (45, 100), (100, 100),
+                                 (1, 1000), (999, 1000)])
+def test_wilson_interval_matches_scipy(k, n):
+    """Against an independent implementation: SciPy's binomtest(k, n).proportion_ci(method="wilson")."""
+    stats = pytest.importorskip("scipy.stats")
     low, high = report_lib.wilson_interval(k, n)
-    ref_low, ref_high = _wilson_by_bisection(k, n)
-    assert low == pytest.approx(ref_low, abs=1e-9) and high == pytest.approx(ref_high, abs=1e-9)
-    assert low <= k / n <= high
+    reference = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert low == pytest.approx(float(reference.low), abs=1e-9), (k, n)
+    assert high == pytest.approx(float(reference.high), abs=1e-9), (k, n)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+    assert (low == 0.0) == (k == 0) and (high == 1.0) == (k == n)
 
 
 def test_wilson_interval_edge_cases():

@@ -1,9 +1,8 @@
-"""Zhang et al. 2016 preset (and the bins head on the U-Net): counts, output contract, a training step through
-the trainer's build_and_compile, the trainer end to end with a prior, .keras save/load, config round trip."""
+"""Zhang et al. 2016 preset (and the bins head on the U-Net): counts, the annealed mean, config validation, the
+prior through the trainer's build_and_compile, the trainer end to end with a prior. Output contract, training
+step, save/load and export of both: test_model_battery.py."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -17,7 +16,6 @@ from keras_colorize.data import shards_lib
 from keras_colorize.models import ab_bins
 from keras_colorize.tools import ab_prior
 
-REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 TINY = dict(image_size=64, width=0.125)
 Q = 261
 
@@ -60,18 +58,10 @@ def test_paper_size_parameter_counts():
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == counts["total"]
 
 
-def test_tiny_counts_and_outputs_contract(tiny):
+def test_tiny_counts_and_annealed_mean(tiny):
+    """Counts pinned; "ab" from "ab_bins" (output contract, ranges, saving, export: test_model_battery.py)."""
     assert models.parameter_counts(tiny)["total"] == _zhang_params(0.125) == 512_525
-    assert tuple(tiny.input.shape) == (None, 64, 64, 1)
     l_in, _ = _batch(batch=3)
-    for training in (False, True):
-        out = tiny(l_in, training=training)
-        assert sorted(out) == ["ab", "ab_bins"]
-        ab, bins = (keras.ops.convert_to_numpy(out[k]) for k in ("ab", "ab_bins"))
-        assert ab.shape == (3, 64, 64, 2) and ab.dtype == np.float32
-        assert bins.shape == (3, 16, 16, Q) and bins.dtype == np.float32
-        assert np.all((ab >= 0) & (ab <= 1)) and np.isfinite(ab).all()
-        np.testing.assert_allclose(bins.sum(-1), 1.0, atol=1e-5)
     # "ab" is the annealed mean of the logits behind "ab_bins", upsampled 4x.
     logits_model = keras.Model(tiny.input, tiny.get_layer("ab_logits").output)
     logits = keras.ops.convert_to_numpy(logits_model(l_in)).astype(np.float64)
@@ -140,6 +130,7 @@ def trained(tmp_path_factory):
     np.save(tmp / "prior.npy", prior)
     config = _trainer_config(tmp, ab_prior=str(tmp / "prior.npy"))
     model, loss = trainer.build_and_compile(config, tf.distribute.get_strategy(), total_steps=4)
+    model.run_eagerly = True  # tracing costs more than the step; the trainer end-to-end test runs it compiled
     l_in, targets = _batch(batch=4)
     before = [w.numpy().copy() for w in model.trainable_weights]
     logs = model.train_on_batch(l_in, targets, return_dict=True)
@@ -158,29 +149,6 @@ def test_training_step_through_build_and_compile(trained):
     after = [w.numpy() for w in model.trainable_weights]
     assert all(np.isfinite(w).all() for w in after)
     assert sum(not np.array_equal(a, b) for a, b in zip(before, after)) > 0.9 * len(before)
-
-
-def test_keras_save_load_identical_in_a_fresh_process(trained):
-    model, _, _, _, _, tmp = trained
-    path = tmp / "zhang.keras"
-    model.save(path)
-    l_in, _ = _batch(batch=2, seed=3)
-    expected = model.predict(l_in, verbose=0)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, models.ZhangColorizer) and loaded.config == model.config
-    got = loaded.predict(l_in, verbose=0)
-    for key in ("ab", "ab_bins"):
-        np.testing.assert_array_equal(got[key], expected[key])
-    np.save(tmp / "x.npy", l_in)
-    np.save(tmp / "ab.npy", expected["ab"])
-    code = ("import numpy as np, keras, keras_colorize.models; "
-            f"m = keras.saving.load_model({str(path)!r}); "
-            f"print(float(np.abs(m.predict(np.load({str(tmp / 'x.npy')!r}), verbose=0)['ab'] "
-            f"- np.load({str(tmp / 'ab.npy')!r})).max()), len(m.config.prior))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=str(REPO_ROOT))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-2:] == ["0.0", str(Q)]
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +188,6 @@ def test_trainer_end_to_end_with_estimated_prior(shards, tmp_path):
 
 # --- the bins head on the paper's U-Net (--ab_loss=rebalanced_ce) -------------
 
-@pytest.mark.slow
 def test_unet_bins_head_through_build_and_compile(tmp_path):
     config = _trainer_config(tmp_path, model_preset="tiny", ab_loss="rebalanced_ce", width=None, image_size=None)
     model, loss = trainer.build_and_compile(config, tf.distribute.get_strategy(), total_steps=2)
@@ -234,29 +201,4 @@ def test_unet_bins_head_through_build_and_compile(tmp_path):
     counts = models.parameter_counts(model)
     assert {k: counts[k] for k in list(counts)[:12]} == {k: unet[k] for k in list(unet)[:12]}
     assert counts["Up 4"] == counts["Up 5"] == 0 and counts["Conv Out"] == 64 // 4 * Q + Q
-    l_in, targets = _batch(batch=2)
-    targets["class"] = np.array([1, -1], np.int32)
-    logs = model.train_on_batch(l_in, targets, return_dict=True)
-    assert all(np.isfinite(v) for v in logs.values()), logs
-    np.testing.assert_allclose(logs["loss"], logs["ab_bins_loss"] + logs["class_loss"], rtol=1e-5)
-    out = model.predict(l_in, verbose=0)
-    assert out["ab"].shape == (2, 64, 64, 2) and 0 <= out["ab"].min() and out["ab"].max() <= 1
-    path = tmp_path / "unet_bins.keras"
-    model.save(path)
-    got = keras.saving.load_model(path).predict(l_in, verbose=0)
-    np.testing.assert_array_equal(got["ab"], out["ab"])
-    assert models.UNetBinsColorizer.from_config(model.get_config()).get_config() == model.get_config()
-
-
-@pytest.mark.slow
-def test_saved_model_and_tflite_parity(tiny, tmp_path):
-    from keras_colorize.export import litert_runner, saved_model, tflite  # noqa: PLC0415
-
-    l_in = np.random.default_rng(7).random((2, 64, 64, 1), dtype=np.float32)
-    expected = tiny.predict(l_in, verbose=0)["ab"]
-    path = saved_model.export_saved_model(tiny, tmp_path / "sm", 1)
-    served = tf.saved_model.load(str(path)).signatures["colorize_l"](L=tf.constant(l_in))
-    np.testing.assert_allclose(served["ab"].numpy(), expected, atol=1e-5)
-    converted = tflite.convert_variants(tiny, tmp_path / "tflite", variants=("float32",))
-    lite = litert_runner.LiteRTPredictor(str(converted.paths["float32"])).predict(l_in)
-    np.testing.assert_allclose(lite["ab"], expected, atol=1e-4)
+    # Training step, outputs, saving and export: the unet_bins variant of test_model_battery.py.

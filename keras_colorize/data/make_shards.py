@@ -12,7 +12,7 @@ test/ folders are kept as train/validation, other images split by seed), for
 example the scenes training set:
 
   for split in train val; do
-    python -m keras_colorize.data.make_shards --source=../shared/data/scenes --layout=classes \
+    python -m keras_colorize.data.make_shards --source=photos/scenes --layout=classes \
       --classes=experiments/scenes_classes.txt --short_side=0 --output=data/scenes_shards --split=$split
   done
 
@@ -24,16 +24,21 @@ A plain folder (recursive, unlabelled):
   python -m keras_colorize.data.make_shards --source=photos/ --output=shards/ --split=val
 
 Reruns resume: finished shards are kept. See keras_colorize/data/shards_lib.py.
+Installed as ``kc-make-shards``.
+
+Exit status: 0 written (images that cannot be used are skipped and counted by
+reason in the summary); 2 bad arguments or configuration (a missing flag, a
+source that is not an existing folder, an output that is the source, a bad
+size or split), as one line ``kc-make-shards: error: ...`` before any shard is
+written.
 """
 
 import os
 
-from absl import app
 from absl import flags
-from absl import logging
 
+from keras_colorize import cli
 from keras_colorize.data import places365
-from keras_colorize.data import shards_lib
 
 _SOURCE = flags.DEFINE_string(
     "source", None, "Folder to read: Places365 (easy-format or original layout) or any image folder."
@@ -57,11 +62,12 @@ _MIN_SIDE = flags.DEFINE_integer("min_side", 32, "Skip images whose short side i
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.check_args(argv, required=("source", "output"))
+    from keras_colorize.data import shards_lib  # noqa: PLC0415 - imports TensorFlow: after flag parsing
+
     config = shards_lib.MakeShardsConfig(
-        source=_SOURCE.value or "",
-        output=_OUTPUT.value or "",
+        source=_SOURCE.value,
+        output=_OUTPUT.value,
         split=_SPLIT.value,
         classes=_CLASSES.value or "",
         layout=_LAYOUT.value,
@@ -75,18 +81,15 @@ def main(argv):
             short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value
         ),
     )
-    try:
-        _, summary = shards_lib.make_shards(config)
-    except ValueError as e:
-        logging.error("%s", e)
-        raise SystemExit(f"make_shards: error: {e}") from None
+    _, summary = shards_lib.make_shards(config)  # ValueError: cli.run exits 2, nothing written
     print(summary)
     print(f"shards: {shards_lib.file_pattern(config.output, config.split)}")
+    return 0
 
 
 def run():
-    """Console-script entry point (``kc-make-shards``)."""
-    app.run(main)
+    """Console-script entry point (``kc-make-shards``); exit status 0 or 2 as above."""
+    cli.run(main, "kc-make-shards")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ and one format (:mod:`keras_colorize.data.features`).
 
 Guarantees:
 
-* Each shard is written to ``.<name>.tmp-<pid>`` (hidden, so no shard glob
-  matches it) and renamed when complete, after
-  its progress record (``_progress/<name>.json``: what went in, what was written
+* Each shard is written under a hidden temporary name
+  (:func:`keras_colorize.fileio.atomic_path`, so no shard glob matches it)
+  and renamed when complete, after its progress record (``_progress/<name>.json``: what went in, what was written
   and skipped). A killed run leaves no truncated shard under a final name; a
   rerun with the same arguments keeps the finished shards (their progress
   record matches) and rewrites the rest. Leftover temporary files and shards of
@@ -264,12 +264,6 @@ def _fingerprint(records, config, loader):
     return h.hexdigest()
 
 
-def _tmp_name(path):
-    """Hidden temporary name beside ``path``: globs like ``train-*`` never see it."""
-    head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}.tmp-{os.getpid()}")
-
-
 _REPORT_EVERY = 16  # images between progress reports from a worker
 
 
@@ -283,9 +277,8 @@ def write_shard(records, path, loader, config, progress_queue=None):
     import tensorflow as tf  # imported here: the parent may never need it
 
     stats = ShardStats()
-    tmp = _tmp_name(path)
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
+    with fileio.atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
             for i, record in enumerate(records):
                 if progress_queue is not None and i and i % _REPORT_EVERY == 0:
                     progress_queue.put(_REPORT_EVERY)
@@ -302,12 +295,8 @@ def write_shard(records, path, loader, config, progress_queue=None):
                     stats.repaired[kind] = stats.repaired.get(kind, 0) + 1
         progress = {"fingerprint": _fingerprint(records, config, loader), "stats": dataclasses.asdict(stats)}
         fileio.atomic_write_text(_progress_path(path), json.dumps(progress))
-        os.replace(tmp, path)
-        if progress_queue is not None and records:
-            progress_queue.put((len(records) - 1) % _REPORT_EVERY + 1)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    if progress_queue is not None and records:
+        progress_queue.put((len(records) - 1) % _REPORT_EVERY + 1)
     return stats
 
 
@@ -407,8 +396,8 @@ def _clean_output(output, split, num_shards):
     pattern = re.compile(_SHARD_RE.format(split=re.escape(split)))
     for name in sorted(os.listdir(output)):
         match = pattern.match(name)
-        if name.startswith(f".{split}-") and ".tfrecord.tmp-" in name:
-            os.remove(os.path.join(output, name))
+        if name.startswith(f".{split}-") and (fileio.is_partial(name) or ".tfrecord.tmp-" in name):
+            os.remove(os.path.join(output, name))  # ".tmp-<pid>": the temporary name of earlier versions
         elif match and int(match.group(2)) != num_shards:
             logging.warning("removing %s: from an earlier run with %s shards", name, match.group(2))
             os.remove(os.path.join(output, name))

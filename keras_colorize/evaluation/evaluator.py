@@ -22,13 +22,14 @@ Example::
 
     from keras_colorize.evaluation import evaluator
     result = evaluator.run(evaluator.EvalConfig(
-        models=(("P1", "runs/p1/model.keras"),), data="shards/test-*", output="eval/"))
+        models=(("P1", "runs/p1/best.keras"),), data="shards/test-*", output="eval/"))
     result["models"]["P1"]["mean"]["mae"]
 """
 
 import collections
 import csv
 import dataclasses
+import itertools
 import json
 import pathlib
 
@@ -39,7 +40,9 @@ from tqdm import tqdm
 
 from keras_colorize import color
 from keras_colorize import fileio
+from keras_colorize.inference import batching
 from keras_colorize.inference import images
+from keras_colorize.inference import merge
 from keras_colorize.evaluation import metrics
 from keras_colorize import pretrained
 from keras_colorize.data import features
@@ -225,9 +228,9 @@ def _predict(colorizer, l_batch):
     size = l_batch.shape[1]
     if colorizer.image_size == size:
         return colorizer.predict_ab(l_batch)
-    small = tf.image.resize(l_batch, (colorizer.image_size,) * 2, method="bilinear", antialias=True).numpy()
+    small = merge.downscale(l_batch, colorizer.image_size).numpy()
     ab = colorizer.predict_ab(small)
-    return tf.image.resize(ab, (size, size), method="bilinear").numpy()
+    return merge.upsample(ab, (size, size)).numpy()
 
 
 def score_batch(l_batch, ab_true, rgb_true, ab_pred):
@@ -319,15 +322,7 @@ def evaluate(colorizers, data, image_size, *, batch_size=16, max_images=None, gr
             })
         bar.update(len(batch))
 
-    batch = []
-    for example in examples:
-        if max_images is not None and len(rows) + len(batch) >= max_images:
-            break
-        batch.append(example)
-        if len(batch) == batch_size:
-            flush(batch)
-            batch = []
-    if batch:
+    for batch in batching.batched(itertools.islice(examples, max_images), batch_size):
         flush(batch)
     bar.close()
     if not rows:

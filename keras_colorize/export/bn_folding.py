@@ -11,7 +11,7 @@ apply to conv + BN patterns). Folding here, on the Keras graph, before TFLite
 conversion matters for this network: the converter fails with
 ``ERROR_NEEDS_FLEX_OPS`` on the BatchNormalization after the global branch's
 32768-to-1024 Dense when it has to fold that pair itself
-(``/work/shared/NOTES.md``), and every folded pair is a multiply and an add
+(BUILD_NOTES.md, "Export"), and every folded pair is a multiply and an add
 fewer per pixel at inference.
 
 Only exact rewrites are made: a pair is folded when the producer is a

@@ -13,8 +13,10 @@ runs eagerly around the TFLite interpreter, so both produce the same pixels:
 3. after the model, resize the predicted ``(ab + 128) / 255`` map back to the
    original resolution (bilinear) and merge it with the original full-resolution
    L*, so no detail is lost to the model's 256 px input; out-of-gamut colours
-   are desaturated at constant L*. Steps 2 and 3 are those of
-   :mod:`keras_colorize.inference.api` (the colorize CLI), as graph ops.
+   are desaturated at constant L*. Steps 2 and 3 live in
+   :mod:`keras_colorize.inference.merge` (:func:`~keras_colorize.inference.merge.model_input`,
+   the one shared with the colorize CLI, and :func:`~keras_colorize.inference.merge.merge_graph`);
+   that module imports neither Pillow nor :mod:`keras_colorize.inference.api`.
 
 All functions work on one image (no batch axis) so they can sit inside
 ``tf.map_fn`` over a batch of differently sized images.
@@ -23,7 +25,7 @@ All functions work on one image (no batch axis) so they can sit inside
 import tensorflow as tf
 
 from keras_colorize import color
-from keras_colorize.inference import api
+from keras_colorize.inference import merge
 
 # 4096 x 4096 = 16.8 megapixels: well above a 12 MP phone photo or a 600 dpi
 # scan of a 6x8 inch print (~17 MP needs the limit raised). Peak memory of the
@@ -261,7 +263,7 @@ def model_inputs(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS):
         def decode():
             image = _decode_upright(one)
             shape = tf.cast(tf.shape(image), tf.int64)
-            return model_input(color.rgb_to_l(image), image_size), shape[0], shape[1]
+            return merge.model_input(color.rgb_to_l(image), image_size), shape[0], shape[1]
 
         def refuse():
             return tf.zeros([image_size, image_size, 1]), tf.constant(0, tf.int64), tf.constant(0, tf.int64)
@@ -290,27 +292,6 @@ def model_inputs(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS):
         checks.append(_assert_each(pixels[:, 0] * pixels[:, 1] > 0, "image has no pixels"))
     with tf.control_dependencies(checks):
         return tf.identity(tf.gather(inputs, position))
-
-
-def model_input(lightness, image_size):
-    """Full-resolution L* ``(H, W, 1)`` in [0, 100] -> model input ``(S, S, 1)`` = L/100."""
-    small = tf.image.resize(lightness, [image_size, image_size], method="bilinear", antialias=True)
-    return tf.clip_by_value(color.l_to_input(small), 0.0, 1.0)
-
-
-def merge_full_resolution(lightness, ab_target):
-    """Full-resolution L* ``(H, W, 1)`` + model output ``(S, S, 2)`` -> sRGB uint8 ``(H, W, 3)``.
-
-    The same merge as :mod:`keras_colorize.inference.api` (the colorize CLI): a*b*
-    (model units) resized bilinearly, half-pixel centres, to the L* map's size;
-    L* is the original, untouched; colours outside sRGB are desaturated towards
-    the gray of equal luminance (:func:`keras_colorize.inference.api.fit_to_gamut`)
-    rather than clipped per channel, so the output keeps the input's L*.
-    """
-    size = tf.shape(lightness)[:2]
-    ab = color.target_to_ab(tf.image.resize(ab_target, size, method="bilinear"))
-    linear = api.fit_to_gamut(color.lab_to_linear_rgb(tf.concat([lightness, ab], axis=-1)))
-    return tf.cast(tf.round(color.linear_to_srgb(linear) * 255.0), tf.uint8)
 
 
 def encode(rgb_uint8, output_format="jpeg", jpeg_quality=95):

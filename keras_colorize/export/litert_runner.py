@@ -7,11 +7,12 @@ image, the full-resolution merge and writing are those of the colorize CLI
 whole image, resized to the model's size; the predicted a*b* upsampled and
 merged with the original L*; output at the input's size and bit depth.
 
-Command line::
+Command line (``kc-litert``, or ``python -m keras_colorize.export.litert_runner``;
+needs the ``[litert]`` extra, exit status in :func:`main`)::
 
-    python -m keras_colorize.export.litert_runner --model=models/tflite/colorizer_dynamic_int8.tflite \\
+    kc-litert --model=models/tflite/colorizer_dynamic_int8.tflite \\
         --input=scan.jpg --output=scan_color.jpg        # several: --input=a.jpg,b.png --output=out_dir
-    python -m keras_colorize.export.litert_runner --model=scenes --input=scan.jpg --output=scan_color.jpg
+    kc-litert --model=scenes --input=scan.jpg --output=scan_color.jpg
 
 A bundled model name (:mod:`keras_colorize.pretrained`) is converted once to
 float32 TFLite into the cache folder (``$KERAS_COLORIZE_CACHE``, default
@@ -32,6 +33,7 @@ the scale and zero point stored in the file.
 import hashlib
 import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -111,7 +113,9 @@ class LiteRTPredictor:
     """
 
     def __init__(self, model_path, num_threads=2):
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 - optional at import time
+        from keras_colorize import cli  # noqa: PLC0415
+
+        Interpreter = cli.require_extra("ai_edge_litert.interpreter", "litert").Interpreter  # noqa: N806 - optional
 
         path = pathlib.Path(model_path)
         if not path.is_file():
@@ -236,29 +240,43 @@ def _define_flags():
     flags.mark_flags_as_required(["model", "input", "output"])
 
 
+COMMAND = "kc-litert"
+
+
 def main(argv):
-    """``python -m keras_colorize.export.litert_runner --model=... --input=... --output=...``."""
-    from absl import app  # noqa: PLC0415
+    """``kc-litert --model=... --input=... --output=...``.
+
+    Exit status: 0 every image written; 1 an input is not a readable image
+    (the images before it are written); 2 bad arguments or configuration (a
+    missing or unparsable flag, a missing model or input, an output that exists
+    without ``--overwrite`` or would overwrite an input, the ``[litert]`` extra
+    not installed), as one line ``kc-litert: error: ...``.
+    """
     from absl import flags  # noqa: PLC0415
 
     from keras_colorize import cli  # noqa: PLC0415
 
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.check_args(argv)
+    cli.require_extra("ai_edge_litert.interpreter", "litert")  # before any conversion or image
     flag_values = flags.FLAGS
     try:
         written = colorize_files(flag_values.model, flag_values.input, flag_values.output, flag_values.num_threads,
                                  flag_values.overwrite)
     except images.ImageReadError as e:  # an input that is not a readable image: the run failed (status 1)
-        raise SystemExit(f"litert_runner: error: {e}") from None
-    except (ValueError, FileExistsError) as e:  # bad arguments or configuration: exit status 2, one line
-        cli.fail("litert_runner", e)
+        print(f"{COMMAND}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     for path in written:
         print(path)
+    return 0
+
+
+def run():
+    """Console-script entry point (``kc-litert``); exit status 0, 1 or 2 as in :func:`main`."""
+    from keras_colorize import cli  # noqa: PLC0415
+
+    _define_flags()  # only when run as a command: importing this module defines no flags
+    cli.run(main, COMMAND)
 
 
 if __name__ == "__main__":
-    from keras_colorize import cli
-
-    _define_flags()  # only when run as a program: importing this module defines no flags
-    cli.run(main, "litert_runner")  # unparsable or missing flags: one line, exit status 2
+    run()

@@ -3,8 +3,8 @@
 The exported directory is what TF Serving loads as it is
 (``<base>/<model_name>/<version>/saved_model.pb`` + ``variables/``). Nothing
 from keras_colorize is needed to load or run it: colour conversion, resizing
-and the full-resolution merge (:mod:`keras_colorize.export.image_ops`) are
-ops in the graph.
+and the full-resolution merge (:mod:`keras_colorize.export.image_ops`,
+:mod:`keras_colorize.inference.merge`) are ops in the graph.
 
 Signatures (names, dtypes and shapes are an API: clients and tests use them):
 
@@ -46,10 +46,12 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
+from keras_colorize import cli
 from keras_colorize import color
 from keras_colorize.models import model_contract
 from keras_colorize.export import bn_folding
 from keras_colorize.export import image_ops
+from keras_colorize.inference import merge
 
 SERVING_SIGNATURE = "serving_default"
 TENSOR_SIGNATURE = "colorize_l"
@@ -119,7 +121,7 @@ def _image_fn(model, image_size, config):
     def finish(args):
         image_bytes, ab_target = args
         rgb = image_ops.decode_rgb(image_bytes, max_pixels)
-        merged = image_ops.merge_full_resolution(color.rgb_to_l(rgb), ab_target)
+        merged = merge.merge_graph(color.rgb_to_l(rgb), ab_target)
         return image_ops.encode(merged, config.output_format, config.jpeg_quality)
 
     def serving_default(image_bytes):
@@ -225,6 +227,7 @@ def _write_warmup(directory):
     kernel selection; with it the model is marked available only when warm.
     The request is a small gray PNG, so the merge path runs too.
     """
+    cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving")  # names the extra if it is missing
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: PLC0415
 
     png = tf.io.encode_png(tf.fill([32, 48, 3], tf.constant(128, tf.uint8))).numpy()
@@ -291,7 +294,7 @@ def remove_stale_staging(output):
     return removed
 
 
-def export_saved_model(model, output, version, config=None, overwrite=False, fold_batch_norm=True):
+def export_saved_model(model, output, version, config=None, overwrite=False, fold_batch_norm=True, warmup=True):
     """Write the serving SavedModel to ``<output>/<version>/``, atomically.
 
     The SavedModel is written into a temporary folder inside ``output`` (a name
@@ -310,10 +313,15 @@ def export_saved_model(model, output, version, config=None, overwrite=False, fol
       fold_batch_norm: serve the model with every inference-mode BatchNorm
         folded into the preceding conv/Dense (same outputs within float
         rounding, about 10 % less latency on the CPU; see BUILD_NOTES.md).
+      warmup: write TF Serving's warmup request (needs the ``[serving]``
+        extra, checked before any work); False for a SavedModel only loaded
+        in Python (the TFLite report's reference).
 
     Returns:
       ``pathlib.Path`` of the written version folder.
     """
+    if warmup:
+        cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving")
     remove_stale_staging(output)  # first: it may move back a version a killed overwrite had taken away
     target = check_target(output, version, overwrite)
     number = int(target.name)
@@ -325,7 +333,8 @@ def export_saved_model(model, output, version, config=None, overwrite=False, fol
     try:
         archive.write_out(str(staging / "model"), verbose=False)
         _write_metadata(staging / "model", model, config or ServingConfig())
-        _write_warmup(staging / "model")
+        if warmup:
+            _write_warmup(staging / "model")
         if target.exists():
             retired = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{number}-{os.getpid()}-", dir=output))
             os.replace(target, retired / "model")

@@ -7,9 +7,10 @@ Two protocols, same result:
   outputs whose names end in ``_bytes`` come back base64-encoded.
 * gRPC (port 8500): ``tensorflow-serving-api``'s ``PredictionService.Predict``.
 
-Command line::
+Command line (``kc-serving-client``, or ``python -m keras_colorize.export.serving_client``;
+gRPC needs the ``[serving]`` extra, REST nothing more; exit status in :func:`main`)::
 
-    python -m keras_colorize.export.serving_client --server=localhost:8501 --protocol=rest \\
+    kc-serving-client --server=localhost:8501 --protocol=rest \\
         --model_name=colorizer --output_dir=colorized scans/*.jpg
 
 writes ``colorized/<name>.<jpg|png>`` (the format the SavedModel was exported
@@ -24,6 +25,7 @@ Python::
 import base64
 import json
 import pathlib
+import sys
 import urllib.error
 import urllib.request
 
@@ -110,6 +112,9 @@ def grpc_predict(images, server="localhost:8500", model_name="colorizer", versio
     import grpc  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415 - tensorflow-serving-api depends on it anyway
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: PLC0415
+    from keras_colorize import cli  # noqa: PLC0415
+
+    cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving")  # names the extra if it is missing
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: PLC0415
 
     images = _check_images(images)
@@ -203,33 +208,47 @@ def _define_flags():
     flags.mark_flag_as_required("output_dir")
 
 
-def main(argv):
-    """``python -m keras_colorize.export.serving_client --output_dir=... images...``.
+COMMAND = "kc-serving-client"
 
-    Exit status: 0 done, 1 the server refused a request or cannot be reached,
-    2 bad arguments (one line naming the flag or input).
+
+def main(argv):
+    """``kc-serving-client --output_dir=... images...``.
+
+    Exit status: 0 every image written; 1 the server refused a request or
+    cannot be reached (the images of earlier requests are written); 2 bad
+    arguments (a missing or unparsable flag, no or missing inputs, an output
+    that exists without ``--overwrite``, ``--protocol=grpc`` without the
+    ``[serving]`` extra), as one line ``kc-serving-client: error: ...``.
     """
     from absl import flags  # noqa: PLC0415
 
     from keras_colorize import cli  # noqa: PLC0415
 
-    f = flags.FLAGS
+    flag_values = flags.FLAGS
+    if flag_values.protocol == "grpc":
+        cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving")  # before any request
     inputs = argv[1:]
     try:
-        written = colorize_files(inputs, f.output_dir, f.protocol, f.server, f.model_name, f.version, f.batch_size,
-                                 f.overwrite)
+        written = colorize_files(inputs, flag_values.output_dir, flag_values.protocol, flag_values.server,
+                                 flag_values.model_name, flag_values.version, flag_values.batch_size,
+                                 flag_values.overwrite)
     except ServingError as e:
-        raise SystemExit(f"serving_client: error: {' '.join(str(e).split())}") from None
-    except (ValueError, FileExistsError) as e:
-        cli.fail("serving_client", e)
+        print(f"{COMMAND}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     for path, result in written:
         label = result.get("class_name", result.get("class_index", ""))
         probability = result.get("class_probability")
         print(f"{path}\t{label}" + (f"\t{probability:.3f}" if probability is not None else ""))
+    return 0
+
+
+def run():
+    """Console-script entry point (``kc-serving-client``); exit status 0, 1 or 2 as in :func:`main`."""
+    from keras_colorize import cli  # noqa: PLC0415
+
+    _define_flags()  # only when run as a command: importing this module defines no flags
+    cli.run(main, COMMAND)
 
 
 if __name__ == "__main__":
-    from keras_colorize import cli
-
-    _define_flags()  # only when run as a program: importing this module defines no flags
-    cli.run(main, "serving_client")  # unparsable or missing flags: one line, exit status 2
+    run()

@@ -14,7 +14,7 @@ conversion works at all:
 * **No resource variables in the graph.** The SavedModel's weights are
   frozen into constants by ``from_saved_model``. (``from_concrete_functions``
   on the Keras model without its trackable gave a weightless 0.18 MB file
-  5x slower than TF, ``/work/shared/NOTES.md``.)
+  5x slower than TF; BUILD_NOTES.md, "Export".)
 
 Variants (:data:`VARIANTS`):
 
@@ -216,7 +216,9 @@ def _int8_with_clipped_ranges(converter, calibration, percentile):
     entry points ``tf.lite.experimental.QuantizationDebugger`` uses.
     """
     import numpy as np  # noqa: PLC0415
-    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    from keras_colorize import cli  # noqa: PLC0415
+
+    Interpreter = cli.require_extra("ai_edge_litert.interpreter", "litert").Interpreter  # noqa: N806 - optional
     from tensorflow.lite.python import convert as lite_convert  # noqa: PLC0415
     from tensorflow.lite.tools import flatbuffer_utils  # noqa: PLC0415
 

@@ -160,7 +160,8 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
     predictors = {v: litert_runner.LiteRTPredictor(p, num_threads) for v, p in paths.items()}
     with tempfile.TemporaryDirectory(prefix="kc-report-") as tmp:
         if saved_model_dir is None:
-            saved_model_dir = saved_model_lib.export_saved_model(model, pathlib.Path(tmp) / "colorizer", 1)
+            saved_model_dir = saved_model_lib.export_saved_model(model, pathlib.Path(tmp) / "colorizer", 1,
+                                                                 warmup=False)
         serving_fn = tf.saved_model.load(str(saved_model_dir)).signatures[saved_model_lib.TENSOR_SIGNATURE]
         l_one_tensor = tf.constant(l_one)
         runners = {"saved_model": lambda: serving_fn(L=l_one_tensor)["ab"].numpy()}

@@ -5,4 +5,5 @@
     film.py      film and video (`python -m keras_colorize.colorize_video`)
     images.py    reading and writing image files (EXIF orientation, ICC profiles, 16-bit, multi-page)
     merge.py     full-resolution merge of the network's a*b* with the photo's own L*
+    batching.py  batched(): a stream of items cut into network batches (photos, film, evaluation)
 """

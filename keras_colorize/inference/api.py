@@ -14,15 +14,15 @@ same luminance instead of being clipped channel by channel, so the output's
 L* equals the input's (up to 8-bit rounding) even where the model asks for an
 impossible colour.
 
-The full-resolution steps run as one XLA-compiled kernel over fixed-size
-chunks of pixels (compiled once per model input size, whatever the image
-size), so a 12-megapixel photo costs a fraction of a second and its memory is
-a few copies of the image.
+The full-resolution steps (:mod:`keras_colorize.inference.merge`) run as
+XLA-compiled kernels over fixed-size chunks of pixels (compiled once per model
+input size, whatever the image size), so a 12-megapixel photo costs a fraction
+of a second and its memory is a few copies of the image.
 
 Example::
 
     from keras_colorize import Colorizer
-    colorizer = Colorizer.from_path("runs/demo/model.keras")
+    colorizer = Colorizer.from_path("runs/demo/best.keras")
     colorized = colorizer.colorize(PIL.Image.open("scan.jpg"))   # PIL in, PIL out
     arrays = colorizer.colorize_batch([gray_uint8_array, rgba_uint16_array])
 """
@@ -35,201 +35,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_colorize import color
 from keras_colorize.inference import images
+from keras_colorize.inference import merge
 from keras_colorize.models import model_contract
 from keras_colorize import pretrained
-
-# Pixels per full-resolution kernel call. Fixed sizes keep XLA from recompiling
-# for every image size: the largest chunk that fits goes first; the tail is
-# padded up to the smallest size.
-_CHUNKS = (1 << 16, 1 << 20)
-_LUMINANCE = tf.constant(color.XYZ_FROM_RGB[1], tf.float32)  # linear RGB -> Y; sums to 1
-
-
-# ----------------------------------------------------------------------------
-# Full-resolution kernels
-# ----------------------------------------------------------------------------
-
-
-def fit_to_gamut(linear_rgb):
-    """Brings linear RGB into [0, 1] by mixing with the gray of equal luminance.
-
-    Luminance ``Y`` is linear in linear RGB and the gray ``(Y, Y, Y)`` has the
-    same ``Y``, so every mix keeps ``Y`` (hence L*) and the hue; the largest
-    mix factor ``t <= 1`` that keeps all three channels in [0, 1] is taken per
-    pixel. In-gamut colours are unchanged.
-    """
-    y = tf.clip_by_value(tf.tensordot(linear_rgb, _LUMINANCE, axes=[[-1], [0]])[..., None], 0.0, 1.0)
-    d = linear_rgb - y
-    safe = tf.where(tf.abs(d) > 1e-12, d, tf.ones_like(d))
-    limit = tf.where(linear_rgb > 1.0, (1.0 - y) / safe, tf.where(linear_rgb < 0.0, -y / safe, tf.ones_like(d)))
-    t = tf.clip_by_value(tf.reduce_min(limit, axis=-1, keepdims=True), 0.0, 1.0)
-    return tf.clip_by_value(y + t * d, 0.0, 1.0)
-
-
-def _bilinear_gather(ab_small, index, height, width):
-    """a*b* (model units) at flat output pixels ``index`` of a ``height x width`` image.
-
-    Bilinear with half-pixel centres, the convention of ``tf.image.resize``.
-    """
-    in_h = tf.shape(ab_small)[0]
-    in_w = tf.shape(ab_small)[1]
-    y = tf.cast(index // width, tf.float32)
-    x = tf.cast(index % width, tf.float32)
-    sy = tf.clip_by_value((y + 0.5) * (tf.cast(in_h, tf.float32) / tf.cast(height, tf.float32)) - 0.5,
-                          0.0, tf.cast(in_h - 1, tf.float32))
-    sx = tf.clip_by_value((x + 0.5) * (tf.cast(in_w, tf.float32) / tf.cast(width, tf.float32)) - 0.5,
-                          0.0, tf.cast(in_w - 1, tf.float32))
-    y0 = tf.cast(tf.floor(sy), tf.int32)
-    x0 = tf.cast(tf.floor(sx), tf.int32)
-    y1 = tf.minimum(y0 + 1, in_h - 1)
-    x1 = tf.minimum(x0 + 1, in_w - 1)
-    wy = (sy - tf.cast(y0, tf.float32))[:, None]
-    wx = (sx - tf.cast(x0, tf.float32))[:, None]
-    flat = tf.reshape(ab_small, [-1, 2])
-    top = (1.0 - wx) * tf.gather(flat, y0 * in_w + x0) + wx * tf.gather(flat, y0 * in_w + x1)
-    bottom = (1.0 - wx) * tf.gather(flat, y1 * in_w + x0) + wx * tf.gather(flat, y1 * in_w + x1)
-    return (1.0 - wy) * top + wy * bottom
-
-
-# Two kernels, not one: fused into the colour conversion, XLA recomputes the
-# bilinear gather for every consumer and the whole is ~1.6x slower.
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _upsample_chunk(start, size, height, width, ab_small):
-    return _bilinear_gather(ab_small, start + tf.range(size), height, width)
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _lab_to_srgb_chunk(lightness, ab_target, out_dtype):
-    lab = tf.concat([lightness[:, None], color.target_to_ab(ab_target)], axis=-1)
-    srgb = color.linear_to_srgb(fit_to_gamut(color.lab_to_linear_rgb(lab)))
-    return tf.cast(tf.round(srgb * out_dtype.max), out_dtype)
-
-
-def _merge_chunk(lightness, start, height, width, ab_small, out_dtype):
-    ab = _upsample_chunk(start, tf.constant(lightness.shape[0], tf.int32), height, width, ab_small)
-    return _lab_to_srgb_chunk(lightness, ab, out_dtype)
-
-
-# L* of 8-bit sRGB: exact linearisation by table lookup, then L*(Y) from a
-# 65,537-entry table over Y in [0, 1] with linear interpolation (error below
-# 0.01 L* unit), both tables made with keras_colorize.color. ~5x faster than
-# evaluating the transfer curve and the cube root per pixel.
-_Y_STEPS = 65536
-_LINEAR_OF_CODE = None
-_L_OF_Y = None
-
-
-def _lightness_tables():
-    global _LINEAR_OF_CODE, _L_OF_Y
-    if _L_OF_Y is None:
-        codes = np.arange(256, dtype=np.float32) / 255.0
-        _LINEAR_OF_CODE = tf.constant(color.srgb_to_linear(codes).numpy())
-        y = np.arange(_Y_STEPS + 1, dtype=np.float32) / _Y_STEPS
-        gray = np.repeat(color.linear_to_srgb(y).numpy()[:, None], 3, axis=1)
-        _L_OF_Y = tf.constant(color.rgb_to_l(gray).numpy()[:, 0])
-    return _LINEAR_OF_CODE, _L_OF_Y
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _lightness_chunk_uint8(rgb, linear_of_code, l_of_y):
-    linear = tf.gather(linear_of_code, tf.cast(rgb, tf.int32))
-    y = tf.clip_by_value(tf.tensordot(linear, _LUMINANCE, axes=[[-1], [0]]), 0.0, 1.0) * _Y_STEPS
-    i0 = tf.minimum(tf.cast(y, tf.int32), _Y_STEPS - 1)
-    frac = y - tf.cast(i0, tf.float32)
-    return tf.gather(l_of_y, i0) * (1.0 - frac) + tf.gather(l_of_y, i0 + 1) * frac
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _lightness_chunk(rgb):
-    return color.rgb_to_l(rgb)[:, 0]
-
-
-def _chunked(flat, fn, out_dtype, out_shape_tail=()):
-    """Applies ``fn(chunk, start)`` over fixed-size chunks of the first axis."""
-    n = flat.shape[0]
-    out = np.empty((n,) + out_shape_tail, out_dtype)
-    start = 0
-    while start < n:
-        size = max((c for c in _CHUNKS if c <= n - start), default=_CHUNKS[0])
-        piece = flat[start:start + size]
-        valid = piece.shape[0]
-        if valid < size:
-            pad = np.zeros((size - valid,) + piece.shape[1:], piece.dtype)
-            piece = np.concatenate([piece, pad])
-        out[start:start + valid] = fn(piece, start).numpy()[:valid]
-        start += valid
-    return out
-
-
-_GRAY_LUTS = {}
-
-
-def _gray_lut(dtype):
-    if dtype not in _GRAY_LUTS:
-        top = np.iinfo(dtype).max
-        ramp = np.arange(top + 1, dtype=np.float32) / top
-        _GRAY_LUTS[dtype] = color.rgb_to_l(np.repeat(ramp[:, None], 3, axis=1)).numpy()[:, 0]
-    return _GRAY_LUTS[dtype]
-
-
-def _channels_equal(pixels):
-    """True for RGB that is really gray (common for scans), checked a band at a time."""
-    for top in range(0, pixels.shape[0], 256):
-        band = pixels[top:top + 256]
-        if not (np.array_equal(band[..., 0], band[..., 1]) and np.array_equal(band[..., 0], band[..., 2])):
-            return False
-    return True
-
-
-def lightness(pixels):
-    """CIE L* in [0, 100], float32 ``(H, W)``, of ``(H, W, 1|3)`` uint8/uint16 sRGB pixels."""
-    pixels = np.asarray(pixels)
-    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim != 3 or pixels.shape[-1] not in (1, 3):
-        raise ValueError(f"pixels must be (H, W, 1|3) uint8 or uint16, got shape {pixels.shape} dtype {pixels.dtype}")
-    height, width, channels = pixels.shape
-    if channels == 1 or _channels_equal(pixels):  # gray: L* is a function of the code value
-        return _gray_lut(pixels.dtype)[pixels[..., 0]]
-    flat = pixels.reshape(-1, 3)
-    if pixels.dtype == np.uint8:
-        tables = _lightness_tables()
-        fn = lambda piece, _: _lightness_chunk_uint8(piece, *tables)  # noqa: E731
-    else:
-        fn = lambda piece, _: _lightness_chunk(piece)  # noqa: E731
-    return _chunked(flat, fn, np.float32).reshape(height, width)
-
-
-def model_input(l_full, image_size):
-    """Full-resolution L* ``(H, W)`` -> model input ``(S, S, 1)`` = L/100, antialiased resize.
-
-    Pillow's triangle filter widened to the scale factor (true antialiasing);
-    ``reducing_gap`` first box-averages by an integer factor (a large photo
-    needs it for speed; the result differs by a fraction of an L* unit).
-    """
-    small = Image.fromarray(np.ascontiguousarray(l_full, dtype=np.float32), "F").resize(
-        (image_size, image_size), Image.BILINEAR, reducing_gap=3.0)
-    return (np.asarray(small, dtype=np.float32) / 100.0)[..., None]
-
-
-def merge(l_full, ab_small, out_dtype=np.uint8):
-    """Full-resolution L* ``(H, W)`` + predicted ``(h, w, 2)`` a*b* target -> sRGB ``(H, W, 3)``.
-
-    Args:
-      l_full: float32 L* in [0, 100] at the output size.
-      ab_small: the model's a*b* output, ``(ab + 128) / 255``, any size.
-      out_dtype: ``np.uint8`` or ``np.uint16``.
-    """
-    height, width = l_full.shape
-    tf_dtype = tf.as_dtype(np.dtype(out_dtype))
-    if tf_dtype not in (tf.uint8, tf.uint16):
-        raise ValueError(f"out_dtype must be uint8 or uint16, got {out_dtype!r}")
-    ab_small = tf.constant(np.asarray(ab_small, np.float32))
-    h_t, w_t = tf.constant(height, tf.int32), tf.constant(width, tf.int32)
-    flat = np.ascontiguousarray(l_full, dtype=np.float32).reshape(-1)
-    out = _chunked(flat, lambda piece, start: _merge_chunk(piece, tf.constant(start, tf.int32), h_t, w_t,
-                                                          ab_small, tf_dtype), out_dtype, (3,))
-    return out.reshape(height, width, 3)
 
 
 # ----------------------------------------------------------------------------
@@ -411,7 +220,7 @@ class Colorizer:
 
     Example::
 
-        colorizer = Colorizer.from_path("model.keras")
+        colorizer = Colorizer.from_path("runs/p1/best.keras")
         out = colorizer.colorize(np.asarray(PIL.Image.open("scan.png")))  # (H, W, 3) uint8
     """
 
@@ -448,10 +257,10 @@ class Colorizer:
         results = []
         for i in range(0, len(pictures), self.batch_size):
             chunk = pictures[i:i + self.batch_size]
-            l_full = [lightness(p.pixels) for p in chunk]
-            ab = self.predict_ab(np.stack([model_input(l, self.image_size) for l in l_full]))
+            l_full = [merge.lightness(p.pixels) for p in chunk]
+            ab = self.predict_ab(np.stack([merge.model_input(l, self.image_size) for l in l_full]))
             for picture, l, ab_i in zip(chunk, l_full, ab):
-                results.append((merge(l, ab_i, picture.pixels.dtype.type), picture.alpha))
+                results.append((merge.merge_chunked(l, ab_i, picture.pixels.dtype.type), picture.alpha))
         return results
 
     # -- convenience ---------------------------------------------------------

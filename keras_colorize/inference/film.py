@@ -52,15 +52,17 @@ import json
 import math
 import os
 import pathlib
-import re
 import time
 
-import av
 import numpy as np
 from tqdm import tqdm
 
+from keras_colorize import cli
 from keras_colorize import fileio
 from keras_colorize import pretrained
+from keras_colorize.inference import batching
+
+av = cli.require_extra("av", "video")  # PyAV is optional: without it, MissingExtra names the [video] extra
 
 # Audio codecs an MP4/MOV container takes as they are; others are re-encoded to AAC.
 _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
@@ -378,13 +380,8 @@ def check_output(config):
 
 
 def _stale_partials(output):
-    """Temporary files an earlier, killed run on the same output left (``fileio`` names, this output only)."""
-    output = pathlib.Path(output)
-    names = (re.compile(rf"^\.{re.escape(output.stem)}\.[0-9a-f]+\.partial{re.escape(output.suffix)}$"),
-             re.compile(rf"^\.{re.escape(output.name)}\.json\.[0-9a-f]+\.partial$"))
-    if not output.parent.is_dir():
-        return []
-    return [p for p in output.parent.iterdir() if any(n.match(p.name) for n in names) and p.is_file()]
+    """Temporary files an earlier, killed run on the same output left (the film's and its report's only)."""
+    return fileio.partials_of(output) + fileio.partials_of(report_path(output))
 
 
 def _add_audio(output, in_audio):
@@ -509,28 +506,17 @@ def _video_frames(source, in_video, in_audio, writer, stats):
             yield frame
 
 
-def _batched(frames, size):
-    batch = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _colorize_batch(colorizer, frames, smoother, smooth):
     """Colorized ``av.VideoFrame`` s (same timestamps) of decoded ``frames``; feeds ``smoother`` either way."""
-    from keras_colorize.inference import api  # noqa: PLC0415 - TensorFlow only once there is work
+    from keras_colorize.inference import merge  # noqa: PLC0415 - TensorFlow only once there is work
 
-    l_full = [api.lightness(frame.to_ndarray(format="rgb24")) for frame in frames]
-    l_small = np.stack([api.model_input(l, colorizer.image_size) for l in l_full])
+    l_full = [merge.lightness(frame.to_ndarray(format="rgb24")) for frame in frames]
+    l_small = np.stack([merge.model_input(l, colorizer.image_size) for l in l_full])
     ab_small = colorizer.predict_ab(l_small)
     out = []
     for frame, l, ls, ab in zip(frames, l_full, l_small, ab_small):
         smoothed = smoother(ls, ab)
-        new = av.VideoFrame.from_ndarray(api.merge(l, smoothed if smooth else ab), format="rgb24")
+        new = av.VideoFrame.from_ndarray(merge.merge_chunked(l, smoothed if smooth else ab), format="rgb24")
         new.pts, new.time_base = frame.pts, frame.time_base
         out.append(new)
     return out
@@ -675,7 +661,7 @@ def _colorize_film(source, writer, colorizer, config, expected, progress):
     if config.max_frames is not None:
         frames = itertools.islice(frames, config.max_frames)
     with tqdm(total=expected, unit="frame", disable=not progress, desc="colorize film", dynamic_ncols=True) as bar:
-        for batch in _batched(frames, config.batch_size):
+        for batch in batching.batched(frames, config.batch_size):
             for frame in _colorize_batch(colorizer, batch, smoother, config.smooth):
                 writer.write_frame(frame)
                 written += 1

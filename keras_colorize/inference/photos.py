@@ -21,7 +21,7 @@ Example::
 
     from keras_colorize.inference import photos
     summary = photos.run(photos.ColorizeConfig(
-        model="model.keras", input="scans/", output="colorized/"))
+        model="runs/p1/best.keras", input="scans/", output="colorized/"))
     summary.failed  # [(path, reason), ...]
 """
 
@@ -37,6 +37,7 @@ import time
 from tqdm import tqdm
 
 from keras_colorize import fileio
+from keras_colorize.inference import batching
 from keras_colorize.inference import images
 from keras_colorize import pretrained
 
@@ -272,20 +273,22 @@ def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress
                 bar.update(1)
             writes[:] = still
 
-        fill()
-        while reads:
-            batch = []
-            while reads and len(batch) < batch_size:
+        def decoded():
+            """``(job, picture, pages, image_format)`` of each job that decoded, in order; failures counted."""
+            fill()
+            while reads:
                 job, future = reads.popleft()
+                fill()
                 picture = future.result()
                 if isinstance(picture, Exception):
                     summary.failed.append((job.relative, str(picture)))
                     bar.update(1)
-                else:
-                    image_format = _output_format(picture, job, output_format)
-                    pages = [picture] + (picture.more_pages if image_format == "TIFF" else [])
-                    batch.append((job, picture, pages, image_format))
-            fill()
+                    continue
+                image_format = _output_format(picture, job, output_format)
+                pages = [picture] + (picture.more_pages if image_format == "TIFF" else [])
+                yield job, picture, pages, image_format
+
+        for batch in batching.batched(decoded(), batch_size):
             for (job, picture, _, image_format), result in _colorize_batch(colorizer, batch):
                 if isinstance(result, Exception):
                     summary.failed.append((job.relative, f"colorization failed: {type(result).__name__}: {result}"))

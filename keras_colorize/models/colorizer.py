@@ -161,7 +161,7 @@ class ColorizerModel(keras.Model):
                              fusion=fusion, width=width,
                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
-        ch = config.channels
+        channels = config.channels
 
         # === Layers ===
         encoder = resnet34.ResNet34Encoder(
@@ -173,19 +173,19 @@ class ColorizerModel(keras.Model):
         x = apply_input_normalization(l_input)
         skips = dict(encoder(x))
         skips["x"] = x
-        bridge = blocks.apply_bridge(skips["layer4"], ch(BRIDGE_FILTERS), **bn)
+        bridge = blocks.apply_bridge(skips["layer4"], channels(BRIDGE_FILTERS), **bn)
         outputs = {}
         if fusion:
             _, g512, g256 = blocks.apply_global_branch(
-                bridge, [ch(u) for u in GLOBAL_UNITS], **bn)
+                bridge, [channels(u) for u in GLOBAL_UNITS], **bn)
             outputs["class"] = blocks.apply_class_head(
-                g512, ch(CLASS_HIDDEN_UNITS), num_classes, **bn)
-            y = blocks.apply_fusion(bridge, g256, ch(FUSION_FILTERS))
+                g512, channels(CLASS_HIDDEN_UNITS), num_classes, **bn)
+            y = blocks.apply_fusion(bridge, g256, channels(FUSION_FILTERS))
         else:
             y = bridge
         for i, (filters, skip) in enumerate(
                 zip(DECODER_FILTERS, DECODER_SKIPS), start=1):
-            y = blocks.apply_up_block(y, skips[skip], ch(filters), f"up{i}",
+            y = blocks.apply_up_block(y, skips[skip], channels(filters), f"up{i}",
                                       **bn)
         outputs["ab"] = blocks.apply_ab_head(y, **bn)
         outputs = {k: outputs[k] for k in (("ab", "class") if fusion

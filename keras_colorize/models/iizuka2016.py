@@ -117,28 +117,28 @@ class IizukaColorizer(keras.Model):
         config = IizukaConfig(image_size=image_size, num_classes=num_classes, fusion=fusion, width=width,
                               bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
-        ch = config.channels
+        channels = config.channels
 
         # === Functional graph ===
         l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
         x = l_input
         for i, (filters, stride) in enumerate(LOW_LEVEL, start=1):
-            x = _conv_bn_relu(x, ch(filters), f"low{i}", bn, strides=stride)
+            x = _conv_bn_relu(x, channels(filters), f"low{i}", bn, strides=stride)
         low = x
         for i, filters in enumerate(MID_LEVEL, start=1):
-            x = _conv_bn_relu(x, ch(filters), f"mid{i}", bn)
+            x = _conv_bn_relu(x, channels(filters), f"mid{i}", bn)
         outputs = {}
         if fusion:
             g = low
             for i, (filters, stride) in enumerate(GLOBAL_CONVS, start=1):
-                g = _conv_bn_relu(g, ch(filters), f"global_conv{i}", bn, strides=stride)
-            _, g512, g256 = blocks.apply_global_branch(g, [ch(u) for u in GLOBAL_UNITS], **bn)
-            c = blocks.apply_dense_bn_relu(g512, ch(CLASS_HIDDEN_UNITS), "class1", **bn)
+                g = _conv_bn_relu(g, channels(filters), f"global_conv{i}", bn, strides=stride)
+            _, g512, g256 = blocks.apply_global_branch(g, [channels(u) for u in GLOBAL_UNITS], **bn)
+            c = blocks.apply_dense_bn_relu(g512, channels(CLASS_HIDDEN_UNITS), "class1", **bn)
             c = keras.layers.Dense(num_classes, dtype="float32", name="class2_dense")(c)
             outputs["class"] = keras.layers.Activation("softmax", dtype="float32", name="class")(c)
-            x = blocks.apply_fusion(x, g256, ch(FUSION_FILTERS))
+            x = blocks.apply_fusion(x, g256, channels(FUSION_FILTERS))
         for i, (filters, upsample) in enumerate(COLORIZATION, start=1):
-            x = _conv_bn_relu(x, ch(filters), f"color{i}", bn)
+            x = _conv_bn_relu(x, channels(filters), f"color{i}", bn)
             if upsample:
                 x = keras.layers.UpSampling2D(2, name=f"color{i}_up")(x)
         x = keras.layers.Conv2D(2, 3, padding="same", dtype="float32", name="ab_conv")(x)

@@ -1,12 +1,12 @@
 """Port torchvision's ImageNet ResNet34 checkpoint into `ResNet34Encoder`.
 
 torchvision publishes the paper's encoder weights as `resnet34-*.pth` (a
-PyTorch state dict). This module reads that file (PyTorch needed, imported
-only here) or a `.safetensors` export of the same state dict (read with
-NumPy alone: the format is an 8-byte little-endian header length, a JSON
-header of name -> dtype/shape/byte range, then the raw tensor bytes), maps
-every tensor to the encoder's deterministic layer names and checks that
-nothing is missing, misshaped or unexpected before any weight is assigned.
+PyTorch state dict). This module reads that file (PyTorch needed) or a
+`.safetensors` export of the same state dict (the `safetensors` package
+needed, no PyTorch), maps every tensor to the encoder's deterministic layer
+names and checks that nothing is missing, misshaped or unexpected before
+any weight is assigned. Both readers are imported only when used, so the
+rest of the package never needs either.
 
 Conv kernels go from PyTorch's (out, in, kh, kw) to Keras' (kh, kw, in, out);
 BatchNorm `weight, bias, running_mean, running_var` become `gamma, beta,
@@ -14,25 +14,19 @@ moving_mean, moving_variance`. The classifier `fc.*` and the
 `num_batches_tracked` counters have no counterpart and are skipped.
 """
 
-import json
-import os
 import pathlib
-import struct
 
 import keras
 import numpy as np
 
+from keras_colorize import fileio
 from keras_colorize.models import resnet34
 
 #: Tensors of a torchvision ResNet34 state dict with no encoder counterpart.
 IGNORED_SUFFIXES = ("num_batches_tracked",)
 IGNORED_KEYS = ("fc.weight", "fc.bias")
 
-_SAFETENSORS_DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16,
-    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-    "U8": np.uint8, "BOOL": np.bool_,
-}
+_EXTRA = "pip install 'keras_colorize[torch]'"
 
 
 class PortError(ValueError):
@@ -40,41 +34,27 @@ class PortError(ValueError):
 
 
 def read_safetensors(path):
-    """Reads a `.safetensors` file into {name: float32/int ndarray}, no torch."""
-    path = pathlib.Path(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise PortError(f"checkpoint={str(path)!r} is not a safetensors file "
-                        "(shorter than its 8-byte header length)")
-    (header_len,) = struct.unpack("<Q", raw[:8])
-    if header_len > len(raw) - 8:
-        raise PortError(f"checkpoint={str(path)!r} is not a safetensors file "
-                        f"(header length {header_len} exceeds the file)")
+    """Reads a `.safetensors` file into {name: ndarray} with `safetensors.numpy` (no PyTorch).
+
+    bfloat16 tensors come back as `ml_dtypes.bfloat16` arrays (TensorFlow
+    registers the dtype with NumPy), which :func:`assign_state_dict` casts.
+
+    Raises:
+      PortError: the `safetensors` package is missing, the file is not a
+        safetensors file, or a tensor has a dtype NumPy does not know.
+    """
     try:
-        header = json.loads(raw[8:8 + header_len])
-    except ValueError as e:
-        raise PortError(f"checkpoint={str(path)!r}: unreadable safetensors "
-                        f"header ({e})") from None
-    data = memoryview(raw)[8 + header_len:]
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype, shape = info["dtype"], tuple(info["shape"])
-        start, end = info["data_offsets"]
-        chunk = data[start:end]
-        if dtype == "BF16":
-            bits = np.frombuffer(chunk, dtype="<u2").astype(np.uint32) << 16
-            array = bits.view(np.float32)
-        elif dtype in _SAFETENSORS_DTYPES:
-            array = np.frombuffer(
-                chunk, dtype=np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<"))
-        else:
-            raise PortError(f"checkpoint={str(path)!r}: tensor {name!r} has "
-                            f"unsupported dtype {dtype}")
-        tensors[name] = array.reshape(shape)
-    return tensors
+        import safetensors.numpy  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise PortError(f"reading checkpoint={str(path)!r} (.safetensors) needs the safetensors package: "
+                        f"{_EXTRA}") from None
+    try:
+        return safetensors.numpy.load_file(str(path))
+    except TypeError as e:  # NumPy has no bfloat16
+        raise PortError(f"checkpoint={str(path)!r}: a tensor has a dtype NumPy cannot hold ({e}); "
+                        "export the state dict in float32") from None
+    except Exception as e:  # noqa: BLE001 - SafetensorError (a Rust exception) has no importable base
+        raise PortError(f"checkpoint={str(path)!r} is not a safetensors file ({e})") from None
 
 
 def read_pth(path):
@@ -84,7 +64,7 @@ def read_pth(path):
     except ImportError:
         raise PortError(
             f"reading checkpoint={str(path)!r} (.pth) needs PyTorch: "
-            "pip install 'keras_colorize[torch]', or pass a .safetensors "
+            f"{_EXTRA}, or pass a .safetensors "
             "export of the state dict, which needs no PyTorch") from None
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(
@@ -207,7 +187,7 @@ def port_resnet34(checkpoint, output):
       checkpoint: `resnet34-*.pth` (needs PyTorch) or a `.safetensors`
         export of the same state dict.
       output: path ending in `.weights.h5`; written under a temporary name
-        and moved into place only when complete.
+        (:func:`keras_colorize.fileio.atomic_path`) and renamed only when complete.
 
     Returns:
       number of tensors ported.
@@ -222,14 +202,7 @@ def port_resnet34(checkpoint, output):
     state = read_checkpoint(checkpoint)
     encoder = resnet34.ResNet34Encoder(width=1.0)
     count = assign_state_dict(encoder, state, source=f"checkpoint={str(checkpoint)!r}")
-    # Created only once the checkpoint has been read and checked.
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name[:-len('.weights.h5')]}"
-                           f".tmp{os.getpid()}.weights.h5")
-    try:
-        encoder.save_weights(str(tmp))
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # The folder is created only once the checkpoint has been read and checked.
+    with fileio.atomic_path(output, keep_suffix=".weights.h5") as tmp:
+        encoder.save_weights(str(tmp))  # Keras wants the name to end in .weights.h5
     return count

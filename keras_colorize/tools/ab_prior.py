@@ -1,8 +1,9 @@
 r"""Estimates the a*b* prior of training shards, for Zhang et al.'s class rebalancing.
 
-    python -m keras_colorize.tools.ab_prior --train_data='data/shards/train-*-of-*.tfrecord' \
-      --output=runs/prior.npy
+    kc-ab-prior --train_data='data/shards/train-*-of-*.tfrecord' --output=runs/prior.npy
     python -m keras_colorize.train --model_preset=zhang2016 --ab_prior=runs/prior.npy ...
+
+(``kc-ab-prior`` is ``python -m keras_colorize.tools.ab_prior``.)
 
 Every image is read once as the validation pipeline sees it (short side
 resized to ``--image_size``, centre crop), and every pixel's a*b* is counted
@@ -12,7 +13,8 @@ trainer smooths it (Gaussian, sigma 5) and mixes it with the uniform
 distribution when it computes the rebalancing weights.
 
 Refuses to overwrite an existing ``--output`` unless ``--overwrite``. Exit
-status: 0 written, 2 bad arguments or unreadable shards (nothing written).
+status: 0 written, 2 bad arguments or unreadable shards (nothing written), as
+one line ``kc-ab-prior: error: ...``.
 """
 
 import os
@@ -121,9 +123,10 @@ def main(argv):
 
 
 def run():
+    """Console-script entry point (``kc-ab-prior``); exit status 0 or 2 as above."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _define_flags()
-    cli.run(main, "ab_prior")
+    cli.run(main, "kc-ab-prior")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
 r"""A contact sheet: every photo of a folder beside its full-resolution colorization.
 
-    python -m keras_colorize.tools.contact_sheet --input=../shared/data/bw \
+    kc-contact-sheet --input=photos/bw \
       --output=bw_contact_sheet.jpg --colorized_dir=bw_colorized
+
+(or ``python -m keras_colorize.tools.contact_sheet``)
 
 Each photo is colorized at its own full resolution (the model sees a resized
 L* view; its a*b* is upsampled onto the original L*, see
 :class:`keras_colorize.inference.api.Colorizer`), optionally saved in full to
 ``--colorized_dir``, and shown on the sheet as a pair of thumbnails (input,
 colorized) with its file name. The sheet is written atomically.
+
+Exit status: 0 written; 2 bad arguments or configuration (a missing flag, no
+such folder, no images in it, an output that is not .jpg/.png, a model that
+is missing or not a colorizer), as one line ``kc-contact-sheet: error: ...``.
 """
 
 import pathlib
-import sys
 
-from absl import app
 from absl import flags
 from PIL import Image, ImageDraw, ImageFont
+
+from keras_colorize import cli
 
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -105,22 +111,19 @@ def run(input_dir, output, model="scenes", colorized_dir="", thumb=360, columns=
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for name in ('input', 'output'):
-        if not flags.FLAGS[name].value:
-            print(f"contact_sheet: error: --{name} is required", file=sys.stderr)
-            return 2
-    try:
-        f = flags.FLAGS
-        n = run(f.input, f.output, f.model, f.colorized_dir, f.thumb, f.columns)
-    except ValueError as e:
-        print(f"contact_sheet: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {flags.FLAGS.output}: {n} photos")
+    cli.check_args(argv, required=("input", "output"))
+    flag_values = flags.FLAGS
+    count = run(flag_values.input, flag_values.output, flag_values.model, flag_values.colorized_dir,
+                flag_values.thumb, flag_values.columns)  # ValueError: cli.run exits 2
+    print(f"wrote {flag_values.output}: {count} photos")
     return 0
 
 
-if __name__ == "__main__":
+def command():
+    """Console-script entry point (``kc-contact-sheet``; :func:`run` is the library function)."""
     _define_flags()
-    app.run(main)
+    cli.run(main, "kc-contact-sheet")
+
+
+if __name__ == "__main__":
+    command()

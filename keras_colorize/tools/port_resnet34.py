@@ -1,23 +1,29 @@
 r"""Ports torchvision's ImageNet ResNet34 checkpoint to Keras encoder weights.
 
-    python -m keras_colorize.tools.port_resnet34 \
+    kc-port-resnet34 \
         --checkpoint=resnet34-b627a593.pth \
         --output=resnet34_imagenet.weights.h5
 
 `--checkpoint` is torchvision's `resnet34-*.pth` (reading it needs PyTorch:
 `pip install 'keras_colorize[torch]'`) or a `.safetensors` export of the same
-state dict (no PyTorch needed). The output loads into a width-1.0 colorizer
-with `keras_colorize.models.load_encoder_weights`. Missing, extra or
-misshaped tensors stop the port with a message naming them; nothing is
-written then.
+state dict (read with the `safetensors` package, same extra; no PyTorch
+needed). The output loads into a width-1.0 colorizer with
+`keras_colorize.models.load_encoder_weights`. Missing, extra or misshaped
+tensors stop the port with a message naming them; nothing is written then.
+The library behind it is :mod:`keras_colorize.models.torchvision_port`.
+
+Exit status: 0 written; 2 bad arguments or checkpoint (a missing flag, an
+unreadable checkpoint, missing/extra/misshaped tensors, PyTorch or safetensors
+not installed: the ``[torch]`` extra), as one line ``kc-port-resnet34: error: ...``.
 """
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
+
+from keras_colorize import cli  # pylint: disable=wrong-import-position
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None,
@@ -28,19 +34,17 @@ _OUTPUT = flags.DEFINE_string(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.check_args(argv, required=("checkpoint", "output"))
     from keras_colorize.models import torchvision_port  # pylint: disable=import-outside-toplevel
-    try:
-        count = torchvision_port.port_resnet34(_CHECKPOINT.value, _OUTPUT.value)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
+
+    count = torchvision_port.port_resnet34(_CHECKPOINT.value, _OUTPUT.value)  # PortError: cli.run exits 2
     print(f"ported {count} tensors from {_CHECKPOINT.value} to {_OUTPUT.value}")
+    return 0
 
 
 def run():
-    flags.mark_flag_as_required("checkpoint")
-    app.run(main)
+    """Console-script entry point (``kc-port-resnet34``); exit status 0 or 2 as above."""
+    cli.run(main, "kc-port-resnet34")
 
 
 if __name__ == "__main__":

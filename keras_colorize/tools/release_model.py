@@ -1,7 +1,7 @@
 r"""Turns a trained run's model into the package's bundled model.
 
-    python -m keras_colorize.tools.release_model --model=runs/scenes_cpu/best.keras \
-      --output=keras_colorize/pretrained/scenes.keras
+    kc-release-model --model=runs/scenes_cpu/best.keras \
+      --output=keras_colorize/pretrained/scenes.keras      # or python -m keras_colorize.tools.release_model
 
 The trainer saves ``best.keras`` under its training dtype policy (for the CPU
 recipe ``mixed_bfloat16``). A released model is for inference on any machine,
@@ -9,16 +9,18 @@ so it is rebuilt from the same architecture config under ``float32``, the
 weights are copied over, and the two are compared on the same inputs before the
 file is written (atomically). Refuses files over ``--max_mb`` (the package
 keeps one model and stays small).
+
+Exit status: 0 written; 2 bad arguments or model (a missing flag, a missing
+file or one without its architecture config, a rebuild that differs beyond
+``--tolerance``, a file over ``--max_mb``: nothing is written), as one line
+``kc-release-model: error: ...``.
 """
 
 import os
-import shutil
-import sys
-import tempfile
 
-from absl import app
 from absl import flags
 
+from keras_colorize import cli
 
 
 def _define_flags():
@@ -82,40 +84,33 @@ def release(model_path, output, max_mb=50.0, tolerance=0.02):
     if not diff <= tolerance:
         raise ValueError(f"the float32 rebuild differs from {model_path} by {diff:.4f} mean |a*b*| "
                          f"(tolerance {tolerance})")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    os.makedirs(out_dir, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".release-", dir=out_dir)
-    try:
-        tmp = os.path.join(staging, os.path.basename(output))  # Keras picks the format from the suffix
+    from keras_colorize import fileio  # noqa: PLC0415
+
+    with fileio.atomic_path(output, keep_suffix=True) as tmp:  # Keras picks the format from the suffix
         released.save(tmp)
         mb = os.path.getsize(tmp) / 1e6
         if mb > max_mb:
             raise ValueError(f"released model is {mb:.1f} MB, over max_mb={max_mb}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return {"output": output, "mb": mb, "mean_abs_diff": diff, "params": released.count_params(),
             "policy": trained.dtype_policy.name}
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    for name in ('model', 'output'):
-        if not flags.FLAGS[name].value:
-            print(f"release_model: error: --{name} is required", file=sys.stderr)
-            return 2
-    try:
-        figures = release(flags.FLAGS.model, flags.FLAGS.output, flags.FLAGS.max_mb, flags.FLAGS.tolerance)
-    except ValueError as e:
-        print(f"release_model: error: {e}", file=sys.stderr)
-        return 2
+    cli.check_args(argv, required=("model", "output"))
+    flag_values = flags.FLAGS
+    figures = release(flag_values.model, flag_values.output, flag_values.max_mb,
+                      flag_values.tolerance)  # ValueError: cli.run exits 2
     print(f"wrote {figures['output']}: {figures['mb']:.1f} MB, {figures['params']:,} parameters, float32 "
           f"(trained under {figures['policy']}; mean |a*b*| difference {figures['mean_abs_diff']:.2e})")
     return 0
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (``kc-release-model``); exit status 0 or 2 as above."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _define_flags()
-    app.run(main)
+    cli.run(main, "kc-release-model")
+
+
+if __name__ == "__main__":
+    run()

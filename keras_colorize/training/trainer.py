@@ -40,7 +40,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from keras_colorize.training import callbacks as cb
+from keras_colorize.training import callbacks
 from keras_colorize import fileio
 from keras_colorize import models
 from keras_colorize.training import perf
@@ -416,30 +416,31 @@ def _grid_batch(val_ds, count):
 
 def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
     log_dir = os.path.join(config.work_dir, "logs")
-    evaluator = cb.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
-                                       jit_compile=config.jit_compile)
-    counter = cb.StepCounter()
-    checkpoint = cb.ResumableCheckpoint(
+    evaluator = callbacks.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
+                                              jit_compile=config.jit_compile)
+    counter = callbacks.StepCounter()
+    checkpoint = callbacks.ResumableCheckpoint(
         os.path.join(config.work_dir, "checkpoints"), counter, config.checkpoint_every_steps,
         keep=config.keep_checkpoints,
         is_chief=chief, worker_dir=os.path.join(config.work_dir, f".worker-{worker_index}", "checkpoints"),
     ).attach(model)
-    callbacks = [
+    run_callbacks = [
         counter,
-        cb.ThroughputMonitor(counter, config.batch_size, config.steps_per_execution, total_steps, config.log_every_steps,
-                             log_dir=os.path.join(log_dir, "train") if chief else None),
-        cb.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
-                           log_dir=os.path.join(log_dir, "validation") if chief else None),
+        callbacks.ThroughputMonitor(counter, config.batch_size, config.steps_per_execution, total_steps,
+                                    config.log_every_steps, log_dir=os.path.join(log_dir, "train") if chief else None),
+        callbacks.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
+                                  log_dir=os.path.join(log_dir, "validation") if chief else None),
         # Before the savers: a non-finite loss or validation figure ends fit before they see the model.
-        cb.DivergenceGuard(counter, checkpoint),
-        cb.BestModelSaver(os.path.join(config.work_dir, "best.keras"), counter, monitor="val_mae", enabled=chief),
+        callbacks.DivergenceGuard(counter, checkpoint),
+        callbacks.BestModelSaver(os.path.join(config.work_dir, "best.keras"), counter, monitor="val_mae",
+                                 enabled=chief),
         checkpoint,
-        cb.EpochConsoleLogger(config.epochs),
+        callbacks.EpochConsoleLogger(config.epochs),
     ]
     if chief:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False,
-                                                     profile_batch=0))
-    return callbacks, checkpoint, evaluator
+        run_callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False,
+                                                         profile_batch=0))
+    return run_callbacks, checkpoint, evaluator
 
 
 def _resume_learning_rate(model, config):
@@ -489,7 +490,7 @@ def train(config):
     With ``config.fused_batch_norm`` (the default) BatchNormalization runs on
     TensorFlow's fused kernel for the duration of the run
     (:func:`keras_colorize.training.perf.fused_batch_norm`: same variables and results,
-    about 15 % more images/s on the CPU, see BUILD_NOTES.md "Performance").
+    about 11 % less CPU time per training step, see BUILD_NOTES.md "Performance").
 
     Raises:
       ConfigError: before any training, for bad flags, data or work directory (one held by another
@@ -546,10 +547,10 @@ def _fit_and_finish(config, strategy, chief, data, run_start):
                  steps_per_epoch, config.epochs)
     model, loss = build_and_compile(config, strategy, total_steps)
     val_ds = _val_dataset(config, data)
-    callbacks, checkpoint, evaluator = _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps)
+    run_callbacks, checkpoint, evaluator = _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps)
     try:
         start_step = checkpoint.restore()
-    except cb.CheckpointError as e:
+    except callbacks.CheckpointError as e:
         raise ConfigError(f"work_dir={config.work_dir!r}: {e}") from None
     if start_step:
         _resume_learning_rate(model, config)
@@ -563,7 +564,7 @@ def _fit_and_finish(config, strategy, chief, data, run_start):
         # A resumed run reshuffles from a seed tied to its step: reproducible, and not a replay.
         train_ds = _train_dataset(config, data, strategy, seed=config.seed + step)
         result = model.fit(train_ds, initial_epoch=initial_epoch, epochs=epochs, steps_per_epoch=steps,
-                           callbacks=callbacks, verbose=verbose, shuffle=False)
+                           callbacks=run_callbacks, verbose=verbose, shuffle=False)
         for name, values in result.history.items():
             history.setdefault(name, []).extend(float(v) for v in values)
     train_seconds = time.time() - train_start
@@ -596,7 +597,7 @@ def _finish(config, model, evaluator, history, chief, start_step, steps, total_s
     }
     if not chief:
         return summary
-    cb.save_model_atomic(model, final_path)
+    callbacks.save_model_atomic(model, final_path)
     evaluated = best_path if os.path.exists(best_path) else final_path
     result = evaluator.evaluate(keras.saving.load_model(evaluated))
     gray = evaluator.gray_baseline()
