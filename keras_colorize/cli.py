@@ -38,7 +38,7 @@ class MissingExtra(ImportError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 
 
-def require_extra(module, extra):
+def require_extra(module, extra, hint=""):
     """Imports ``module`` (e.g. ``"av"``) or raises :class:`MissingExtra` naming the pip extra to install.
 
     Library code calls it where it needs an optional dependency, so a plain
@@ -50,6 +50,7 @@ def require_extra(module, extra):
     Args:
       module: dotted module name to import.
       extra: the ``[options.extras_require]`` name in setup.cfg that installs it.
+      hint: what it is needed for, or how to do without it (appended to the message).
 
     Returns:
       The imported module.
@@ -57,7 +58,8 @@ def require_extra(module, extra):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise MissingExtra(f"needs the [{extra}] extra: pip install 'keras_colorize[{extra}]' ({e})") from e
+        hint = f" {hint}" if hint else ""
+        raise MissingExtra(f"needs the [{extra}] extra: pip install 'keras_colorize[{extra}]'{hint} ({e})") from e
 
 
 def fail(command, error):

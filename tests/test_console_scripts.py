@@ -42,6 +42,7 @@ EXTRAS = [
     ("kc-colorize-video", ["--input=film.mp4", "--output=film_color.mp4"], "av", "video"),
     ("kc-serving-client", ["--protocol=grpc", "--output_dir=colorized", "scan.jpg"], "tensorflow_serving", "serving"),
     ("kc-litert", ["--model=m.tflite", "--input=scan.jpg", "--output=scan_color.png"], "ai_edge_litert", "litert"),
+    ("kc-export-saved-model", ["--preset=tiny", "--output=served", "--version=1"], "tensorflow_serving", "serving"),
 ]
 
 # TensorFlow's native start-up log, printed before Python runs whatever the flags say.
@@ -78,6 +79,11 @@ def runs(tmp_path_factory):
         stub.mkdir()
         (stub / "__init__.py").write_text(f"raise ImportError('{module} is hidden by the test')\n")
         jobs[(script, f"without {module}")] = (args, {**env, "PYTHONPATH": str(stub.parent)})
+    # The core install exports a SavedModel too, without TF Serving's warm-up request.
+    core_export = tmp_path_factory.mktemp("core_export") / "colorizer"
+    serving_stub = [job_env for (name, case), (_, job_env) in jobs.items() if case == "without tensorflow_serving"][0]
+    jobs[("kc-export-saved-model", "core install")] = (
+        ["--preset=tiny", f"--output={core_export}", "--version=1", "--nowarmup"], serving_stub)
 
     def start(key):
         args, job_env = jobs[key]
@@ -88,6 +94,7 @@ def runs(tmp_path_factory):
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         results = dict(zip(installed, pool.map(start, installed)))
     results["cwd"] = cwd
+    results["core_export"] = core_export
     return results
 
 
@@ -127,3 +134,11 @@ def test_missing_extra_is_named_with_exit_2(runs, script, args, module, extra):
     assert len(lines) == 1 and lines[0].startswith(f"{script}: error: "), done.stderr[-2000:]
     assert f"needs the [{extra}] extra: pip install 'keras_colorize[{extra}]'" in lines[0], lines[0]
     assert sorted(p.name for p in runs["cwd"].iterdir()) == ["scan.jpg"]  # nothing written
+
+
+def test_core_install_exports_a_saved_model_without_the_serving_extra(runs):
+    done = _result(runs, "kc-export-saved-model", "core install")
+    assert done.returncode == 0, done.stderr[-2000:]
+    version = runs["core_export"] / "1"
+    assert (version / "saved_model.pb").is_file()
+    assert not (version / "assets.extra").exists()  # the warm-up request needs tensorflow_serving

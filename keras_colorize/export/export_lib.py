@@ -73,6 +73,7 @@ class SavedModelExportConfig:
     jpeg_quality: int = 95
     max_pixels: int = saved_model_lib.ServingConfig.max_pixels
     class_names_file: str = ""
+    warmup: bool = True  # TF Serving's warm-up request (needs the [serving] extra)
 
 
 def export_saved_model(config, model=None):
@@ -98,7 +99,8 @@ def export_saved_model(config, model=None):
     serving.validate(num_classes=len(serving.class_names) if serving.class_names else None)
     if model is None:
         model, _ = load_model(config.model_path, config.preset)
-    return saved_model_lib.export_saved_model(model, config.output, config.version, serving, config.overwrite)
+    return saved_model_lib.export_saved_model(model, config.output, config.version, serving, config.overwrite,
+                                              warmup=config.warmup)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,9 @@ r"""Export a trained colorizer as a SavedModel that TF Serving serves as it is: 
 (also ``python -m keras_colorize.export.export_saved_model`` or, from a
 checkout, ``python export/export_saved_model.py``) writes
 ``models/colorizer/1/`` (``saved_model.pb``, ``variables/``, TF Serving warmup
-request) atomically; ``--output`` is TF Serving's ``base_path``. Needs the
-``[serving]`` extra (``tensorflow-serving-api``, for the warmup request).
+request) atomically; ``--output`` is TF Serving's ``base_path``. The warmup
+request needs the ``[serving]`` extra (``tensorflow-serving-api``); ``--nowarmup``
+exports without it, with the core install.
 Signatures: see :mod:`keras_colorize.export.saved_model` and the README's
 Export section. Library: :func:`keras_colorize.export.export_lib.export_saved_model`.
 
@@ -43,16 +44,20 @@ _MAX_PIXELS = flags.DEFINE_integer("max_pixels", image_ops.DEFAULT_MAX_PIXELS,
 _CLASSES = flags.DEFINE_string("class_names", "",
                                "Class-list file in class-index order (e.g. experiments/landscape_classes.txt); "
                                "adds a class_name output. Default for a bundled --model: its own class list.")
+_WARMUP = flags.DEFINE_bool("warmup", True, "Write TF Serving's warm-up request into assets.extra/ (needs the "
+                             "[serving] extra); --nowarmup exports without it, with the core install.")
 flags.mark_flags_as_required(["output", "version"])
 
 
 def main(argv):
     cli.check_args(argv)
-    cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving")  # before any work
+    if _WARMUP.value:  # before any work
+        cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving",
+                          hint="for the TF Serving warm-up request; or pass --nowarmup")
     config = export_lib.SavedModelExportConfig(
         output=_OUTPUT.value, version=_VERSION.value, model_path=_MODEL.value, preset=_PRESET.value,
         overwrite=_OVERWRITE.value, output_format=_FORMAT.value, jpeg_quality=_QUALITY.value,
-        max_pixels=_MAX_PIXELS.value, class_names_file=_CLASSES.value)
+        max_pixels=_MAX_PIXELS.value, class_names_file=_CLASSES.value, warmup=_WARMUP.value)
     path = export_lib.export_saved_model(config)  # ValueError, FileExistsError: cli.run exits 2
     print(f"SavedModel written to {path}")
     print(f"inspect: saved_model_cli show --all --dir {path}")
