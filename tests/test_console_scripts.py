@@ -141,4 +141,5 @@ def test_core_install_exports_a_saved_model_without_the_serving_extra(runs):
     assert done.returncode == 0, done.stderr[-2000:]
     version = runs["core_export"] / "1"
     assert (version / "saved_model.pb").is_file()
-    assert not (version / "assets.extra").exists()  # the warm-up request needs tensorflow_serving
+    assert (version / "assets.extra" / "keras_colorize.json").is_file()  # the export record is still there
+    assert not (version / "assets.extra" / "tf_serving_warmup_requests").exists()  # needs tensorflow_serving

@@ -85,4 +85,4 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
     proc = _run("prepare", f"--photos={tmp_path}/nowhere", "--model=scenes", f"--output={tmp_path}/out")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"python -m keras_colorize.user_study prepare: error: photos='{tmp_path}/nowhere' is not a folder"]
+        f"kc-user-study prepare: error: photos='{tmp_path}/nowhere' is not a folder"]
