@@ -30,8 +30,9 @@ def test_bundled_model_is_packaged_and_small(released):
 
 def test_model_card_states_licence_data_command_and_metrics():
     card = pretrained.card_path(pretrained.DEFAULT).read_text()
-    for needle in ("non-commercial", "../shared/data/scenes", "experiments/scenes_cpu.flags", "Gray baseline",
-                   "w/o fusion", "landscapes", "must not be used", "tolerance"):
+    for needle in ("non-commercial", "../shared/data/scenes", "experiments/scenes_cpu_iizuka2016.flags",
+                   "experiments/scenes_cpu.flags", "Gray baseline", "w/o fusion", "landscapes", "must not be used",
+                   "tolerance"):
         assert needle in card, needle
     assert "non-commercial" in pretrained.MODEL_HELP
 
@@ -76,8 +77,8 @@ def test_bundled_model_learnt_colour_on_real_scans(released, bw_dir, tmp_path):
 def test_bundled_model_beats_gray_on_real_photos(released, scenes_dir, tmp_path):
     """A regression guard on real validation photos of its own data (the card has the full figures).
 
-    On the landscapes evaluation set the model is only level with gray (card: 0.99x), so that set is
-    documented, not asserted here.
+    The landscapes evaluation set (card: 0.86x gray) is documented, not asserted here: it is the
+    set the release is judged on, not one a test may tune against.
     """
     from keras_colorize.evaluation import evaluator
 

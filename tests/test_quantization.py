@@ -90,16 +90,38 @@ def test_every_variant_within_tolerance_on_real_photos(trained_variants, scene_p
         assert mean <= tflite.TOLERANCES[variant], (variant, differences)
 
 
-def test_clipped_calibration_is_what_makes_int8_work(trained_model, trained_variants, scene_photos, reference_ab,
-                                                     tmp_path):
-    """The converter's min/max ranges (clip_percentile=None) collapse the trained decoder; clipped ones do not."""
+def test_clipped_calibration_narrows_ranges_and_both_are_measured(trained_model, trained_variants, scene_photos,
+                                                                   reference_ab, tmp_path):
+    """``clip_percentile`` really narrows the activation ranges the int8 model is built with, and both
+    calibrations of the trained model are measured against Keras on real photos.
+
+    Which one is closer is a property of the network: the L1-trained paper U-Net of an earlier release
+    collapsed towards gray with min/max ranges (0.016 mean, max 0.50) and needed the clipping (2.3e-3);
+    the bundled Iizuka-layout model is closer with min/max ranges (BUILD_NOTES, "Quantization"), which
+    is why ``--clip_percentile=0`` exists. Here the default must stay within tolerance.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
     l_calibration, l_eval, _ = scene_photos
     paths = {"clipped": trained_variants["int8"], "minmax": tmp_path / "minmax.tflite"}
     with tflite.tflite_saved_model(trained_model) as (saved, _):
         paths["minmax"].write_bytes(tflite.convert_saved_model(
             saved, "int8", tflite.photo_calibration(l_calibration), clip_percentile=None))
+
+    def activation_scales(path):
+        details = Interpreter(model_path=str(path)).get_tensor_details()
+        return {d["name"]: float(d["quantization_parameters"]["scales"][0]) for d in details
+                if d["dtype"] == np.int8 and len(d["quantization_parameters"]["scales"]) == 1}
+
+    clipped, minmax = activation_scales(paths["clipped"]), activation_scales(paths["minmax"])
+    common = sorted(set(clipped) & set(minmax))
+    assert len(common) > 10, (len(clipped), len(minmax))
+    narrower = sum(clipped[name] < 0.999 * minmax[name] for name in common)
+    wider = sum(clipped[name] > 1.001 * minmax[name] for name in common)
+    assert narrower > len(common) // 4 and wider <= len(common) // 10, (narrower, wider, len(common))
     differences = tflite_report.ab_differences(paths, l_eval, reference_ab)
-    assert differences["clipped"][0] <= tflite.TOLERANCES["int8"] < differences["minmax"][0], differences
+    assert differences["clipped"][0] <= tflite.TOLERANCES["int8"], differences
+    assert all(np.isfinite(mean) and mean > 0 for mean, _ in differences.values()), differences
 
 
 @pytest.mark.slow

@@ -103,7 +103,7 @@ def test_every_flagfile_parses(monkeypatch):
 
 
 def test_scenes_flagfiles_are_the_fusion_ablation_of_one_recipe(monkeypatch):
-    """The bundled model's recipe and its w/o-fusion twin: same data, budget and seed; runbook headers."""
+    """The paper U-Net's recipe and its w/o-fusion twin: same data, budget and seed; runbook headers."""
     monkeypatch.chdir(REPO_ROOT)
     fusion = parse_flagfile("experiments/scenes_cpu.flags")
     nofusion = parse_flagfile("experiments/scenes_cpu_nofusion.flags")
@@ -120,6 +120,22 @@ def test_scenes_flagfiles_are_the_fusion_ablation_of_one_recipe(monkeypatch):
         assert f"python -m keras_colorize.train --flagfile=experiments/{name}.flags" in header
         assert "Time (measured" in header and "Result (measured)" in header and "2 CPU cores" in header
         trainer.validate(parse_flagfile(f"experiments/{name}.flags"), check_data=False)
+
+
+def test_scenes_loss_experiments_change_only_the_loss(monkeypatch):
+    """The MSE and rebalanced-CE runs of the U-Net recipe differ from it in the a*b* loss alone."""
+    monkeypatch.chdir(REPO_ROOT)
+    base = parse_flagfile("experiments/scenes_cpu.flags").to_dict()
+    expected = {"scenes_cpu_mse": {"work_dir", "ab_loss"},
+                "scenes_cpu_rebalanced": {"work_dir", "ab_loss", "ab_prior"}}
+    for name, fields in expected.items():
+        config = parse_flagfile(f"experiments/{name}.flags")
+        assert {k for k, v in config.to_dict().items() if base[k] != v} == fields, name
+        header = (EXPERIMENTS / f"{name}.flags").read_text().split("\n--")[0]
+        assert f"python -m keras_colorize.train --flagfile=experiments/{name}.flags" in header
+        assert "Time (measured" in header and "Result (measured)" in header and "PENDING" not in header
+        trainer.validate(config, check_data=False)
+    assert parse_flagfile("experiments/scenes_cpu_rebalanced.flags").ab_loss == "rebalanced_ce"
 
 
 def test_demo_flagfile(monkeypatch):

@@ -1,6 +1,6 @@
 r"""Turns a trained run's model into the package's bundled model.
 
-    kc-release-model --model=runs/scenes_cpu/best.keras \
+    kc-release-model --model=runs/scenes_cpu_iizuka2016/best.keras \
       --output=keras_colorize/pretrained/scenes.keras      # or python -m keras_colorize.tools.release_model
 
 The trainer saves ``best.keras`` under its training dtype policy (for the CPU
@@ -26,7 +26,7 @@ from keras_colorize import cli
 def _define_flags():
     """Defines the command's flags (only when run as a command, so importing the library
     functions never clashes with another command's flags in the same process)."""
-    flags.DEFINE_string("model", None, "Trained .keras file (e.g. runs/scenes_cpu/best.keras).")
+    flags.DEFINE_string("model", None, "Trained .keras file (e.g. runs/scenes_cpu_iizuka2016/best.keras).")
     flags.DEFINE_string("output", None, "Where to write the float32 .keras file.")
     flags.DEFINE_float("max_mb", 50.0, "Largest file allowed, in MB (10^6 bytes).")
     flags.DEFINE_float(
@@ -92,7 +92,15 @@ def release(model_path, output, max_mb=50.0, tolerance=0.02):
         if mb > max_mb:
             raise ValueError(f"released model is {mb:.1f} MB, over max_mb={max_mb}")
     return {"output": output, "mb": mb, "mean_abs_diff": diff, "params": released.count_params(),
-            "policy": trained.dtype_policy.name}
+            "policy": _training_policy(trained)}
+
+
+def _training_policy(model):
+    """The dtype policy the trained layers computed in (a Model's own policy stays ``float32`` when its
+    layers were built under ``mixed_bfloat16``; the layers keep theirs in the saved file)."""
+    names = {layer.dtype_policy.name for layer in model.layers if hasattr(layer, "dtype_policy")}
+    mixed = sorted(name for name in names if name.startswith("mixed"))
+    return mixed[0] if mixed else model.dtype_policy.name
 
 
 def main(argv):

@@ -94,7 +94,7 @@ class TrainConfig:
     grid_images: int = 8
     def __post_init__(self):
         def fail(name, why):
-            raise ConfigError(f"{name}={getattr(self, name)!r}: {why}")
+            raise ConfigError(f"--{name}={getattr(self, name)!r}: {why}")
 
         def choice(name, allowed):
             if getattr(self, name) not in allowed:
@@ -104,8 +104,8 @@ class TrainConfig:
             fail("work_dir", "required (the run directory for checkpoints, logs and the model)")
         if not (self.train_data and self.val_data) and not self.demo_data_dir:
             raise ConfigError(
-                f"train_data={self.train_data!r}, val_data={self.val_data!r}: both are required "
-                "unless demo_data_dir is set")
+                f"--train_data={self.train_data!r}, --val_data={self.val_data!r}: both are required "
+                "unless --demo_data_dir is set")
         choice("model_preset", MODEL_PRESETS)
         for name, value in _LOSS_DEFAULTS.get(self.model_preset, _LOSS_DEFAULTS["paper"]).items():
             if getattr(self, name) is None:

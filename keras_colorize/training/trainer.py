@@ -112,7 +112,7 @@ def _split_cpu(count):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
     except RuntimeError as e:
         raise ConfigError(
-            f"num_cpu_devices={count}: the TensorFlow runtime is already initialized, so the CPU can no "
+            f"--num_cpu_devices={count}: the TensorFlow runtime is already initialized, so the CPU can no "
             "longer be split; set it in a fresh process") from e
 
 
@@ -153,7 +153,7 @@ class DataSpec:
 def _match(name, pattern):
     files = sorted(glob.glob(os.path.expanduser(pattern)))
     if not files:
-        raise ConfigError(f"{name}={pattern!r} matches no files (expected TFRecord shards from make_shards)")
+        raise ConfigError(f"--{name}={pattern!r} matches no files (expected TFRecord shards from make_shards)")
     return tuple(files)
 
 
@@ -218,17 +218,17 @@ def resolve_data(config):
     max_label = max(train_max, val_max)
     if config.fusion and max_label >= config.num_classes:
         raise ConfigError(
-            f"num_classes={config.num_classes}: the data has class labels up to {max_label} "
+            f"--num_classes={config.num_classes}: the data has class labels up to {max_label} "
             f"({max_label + 1} classes), more than the model's class head; set --num_classes={max_label + 1} "
             "or more")
     if config.fusion and max_label < 0 and config.class_loss_weight > 0:
         logging.warning("no example has a class label: the class loss is 0 throughout")
     if config.steps_per_epoch == 0 and train_examples < config.batch_size:
         raise ConfigError(
-            f"batch_size={config.batch_size}: the training data has only {train_examples} examples, fewer "
+            f"--batch_size={config.batch_size}: the training data has only {train_examples} examples, fewer "
             "than one batch")
     if val_examples == 0:
-        raise ConfigError(f"val_data={val_pattern!r}: the validation shards hold no examples")
+        raise ConfigError(f"--val_data={val_pattern!r}: the validation shards hold no examples")
     return DataSpec(train_files, val_files, train_examples, val_examples, max_label)
 
 
@@ -241,14 +241,14 @@ def check_work_dir(config):
     """Raises :class:`ConfigError` if ``config.work_dir`` holds an incompatible run; returns whether it holds one."""
     config_path = os.path.join(config.work_dir, "config.json")
     if os.path.exists(config.work_dir) and not os.path.isdir(config.work_dir):
-        raise ConfigError(f"work_dir={config.work_dir!r} is a file, not a directory; use a new or empty directory")
+        raise ConfigError(f"--work_dir={config.work_dir!r} is a file, not a directory; use a new or empty directory")
     # The lock file alone (a run killed right after taking it) does not make a directory a run's, nor
     # does the log of a background start (`nohup python -m keras_colorize.train ... > WORK_DIR/train.log`).
     if not os.path.isdir(config.work_dir) or not _run_files(os.listdir(config.work_dir)):
         return False
     if not os.path.exists(config_path):
         raise ConfigError(
-            f"work_dir={config.work_dir!r} exists and is not empty, but holds no config.json of a keras_colorize "
+            f"--work_dir={config.work_dir!r} exists and is not empty, but holds no config.json of a keras_colorize "
             "training run; use a new or empty directory")
     try:
         with open(config_path) as f:
@@ -257,7 +257,7 @@ def check_work_dir(config):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise ConfigError(
-            f"work_dir={config.work_dir!r}: its config.json cannot be read ({e}); repair it (flags.txt beside it "
+            f"--work_dir={config.work_dir!r}: its config.json cannot be read ({e}); repair it (flags.txt beside it "
             "holds the same settings) or use another --work_dir") from None
     current = config.to_dict()
     def before(name):
@@ -267,7 +267,7 @@ def check_work_dir(config):
                for name in RESUME_FIELDS if before(name) != current[name]]
     if changed:
         raise ConfigError(
-            f"work_dir={config.work_dir!r} holds a run with an incompatible configuration ({'; '.join(changed)}); "
+            f"--work_dir={config.work_dir!r} holds a run with an incompatible configuration ({'; '.join(changed)}); "
             "use another --work_dir, or delete this one to start over")
     other = [name for name in current if name not in RESUME_FIELDS and previous.get(name) != current[name]]
     if other:
@@ -287,7 +287,7 @@ def validate(config, check_data=True, check_dir=True):
         check_work_dir(config)
     if config.encoder_weights and check_data and not os.path.exists(config.encoder_weights):
         raise ConfigError(
-            f"encoder_weights={config.encoder_weights!r} does not exist; write it with "
+            f"--encoder_weights={config.encoder_weights!r} does not exist; write it with "
             "`python -m keras_colorize.tools.port_resnet34`")
     return resolve_data(config) if check_data else None
 
@@ -333,7 +333,7 @@ def build_and_compile(config, strategy, total_steps):
         try:
             prior = ab_bins.load_prior(config.ab_prior)
         except ValueError as e:
-            raise ConfigError(f"ab_prior={config.ab_prior!r}: {e}") from None
+            raise ConfigError(f"--ab_prior={config.ab_prior!r}: {e}") from None
     elif config.ab_loss == models.BINS_LOSS:
         logging.warning("--ab_prior is not set: uniform a*b* prior, so the bins loss is not rebalanced")
     model_config = config.model_config(prior=prior)
@@ -509,7 +509,7 @@ def _train(config):
     strategy = make_strategy(config)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
-        raise ConfigError(f"batch_size={config.batch_size} is the global batch and must be divisible by the "
+        raise ConfigError(f"--batch_size={config.batch_size} is the global batch and must be divisible by the "
                           f"{replicas} replicas of strategy={config.strategy!r}")
     chief = is_chief(strategy)
     data = validate(config, check_dir=chief)
@@ -532,7 +532,7 @@ def _lock_work_dir(config):
     except run_lock.WorkDirLocked as e:
         raise ConfigError(str(e)) from None
     except OSError as e:
-        raise ConfigError(f"work_dir={config.work_dir!r} cannot be created or written ({e.strerror or e})") from None
+        raise ConfigError(f"--work_dir={config.work_dir!r} cannot be created or written ({e.strerror or e})") from None
 
 
 def _fit_and_finish(config, strategy, chief, data, run_start):
@@ -551,7 +551,7 @@ def _fit_and_finish(config, strategy, chief, data, run_start):
     try:
         start_step = checkpoint.restore()
     except callbacks.CheckpointError as e:
-        raise ConfigError(f"work_dir={config.work_dir!r}: {e}") from None
+        raise ConfigError(f"--work_dir={config.work_dir!r}: {e}") from None
     if start_step:
         _resume_learning_rate(model, config)
     if start_step >= total_steps:
