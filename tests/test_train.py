@@ -138,6 +138,25 @@ def test_scenes_loss_experiments_change_only_the_loss(monkeypatch):
     assert parse_flagfile("experiments/scenes_cpu_rebalanced.flags").ab_loss == "rebalanced_ce"
 
 
+def test_iizuka_experiments_change_one_thing_of_the_bundled_recipe(monkeypatch):
+    """The 32-epoch run and the w/o-global-features twin of the bundled model's recipe, runbooks measured."""
+    monkeypatch.chdir(REPO_ROOT)
+    base = parse_flagfile("experiments/scenes_cpu_iizuka2016.flags")
+    assert base.model_preset == "iizuka2016" and base.fusion
+    expected = {"scenes_cpu_iizuka2016_long": {"work_dir", "epochs"},
+                "scenes_cpu_iizuka2016_nofusion": {"work_dir", "fusion"}}
+    for name, fields in expected.items():
+        config = parse_flagfile(f"experiments/{name}.flags")
+        assert {k for k, v in config.to_dict().items() if base.to_dict()[k] != v} == fields, name
+        header = (EXPERIMENTS / f"{name}.flags").read_text().split("\n--")[0]
+        assert f"python -m keras_colorize.train --flagfile=experiments/{name}.flags" in header
+        assert "Time (measured" in header and "Result (measured)" in header and "to be measured" not in header
+        trainer.validate(config, check_data=False)
+    long_run = parse_flagfile("experiments/scenes_cpu_iizuka2016_long.flags")
+    assert long_run.epochs == 2 * base.epochs
+    assert not parse_flagfile("experiments/scenes_cpu_iizuka2016_nofusion.flags").fusion
+
+
 def test_demo_flagfile(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     config = parse_flagfile("experiments/demo.flags")
