@@ -62,6 +62,17 @@ def test_train_batches(shards):
         _check_batch(l_input, targets, 5)
 
 
+def test_scale_jitter_reaches_the_training_views(shards):
+    """--scale_jitter changes the training crops (same seed), never the evaluation view."""
+    plain = next(iter(pipeline.make_dataset(shards, "train", IMAGE_SIZE, 5, seed=1)))
+    jittered = next(iter(pipeline.make_dataset(shards, "train", IMAGE_SIZE, 5, seed=1, scale_jitter=1.5)))
+    _check_batch(*jittered, 5)
+    np.testing.assert_array_equal(plain[1]["class"].numpy(), jittered[1]["class"].numpy())  # same photos
+    assert float(tf.reduce_max(tf.abs(plain[0] - jittered[0]))) > 0.05
+    val = [next(iter(pipeline.make_dataset(shards, "val", IMAGE_SIZE, 5, scale_jitter=j)))[0] for j in (1.0, 1.5)]
+    np.testing.assert_array_equal(val[0].numpy(), val[1].numpy())
+
+
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_eval_sees_every_image_once(shards, split):
     batches = list(pipeline.make_dataset(shards, split, IMAGE_SIZE, 5))

@@ -138,6 +138,34 @@ def test_train_image(photo):
     assert eager.shape == (40, 40, 3) and eager.dtype == np.uint8
 
 
+def test_scale_jitter_zooms_into_a_photo_that_has_no_room_to_crop():
+    """A square photo at the crop size gets flips only without jitter, zoomed windows with it."""
+    y, x = np.mgrid[0:48, 0:48].astype(np.float32)
+    square = np.stack([x / 48 * 255, y / 48 * 255, (np.sin(x / 5) * 0.5 + 0.5) * 255], -1).astype(np.uint8)
+    encoded = _jpeg(square)
+    full = preprocess.resize_short_side_uint8(preprocess.decode(encoded), 48).numpy().astype(np.int32)
+    plain, jittered = [], []
+    for i in range(12):
+        seed = tf.constant([i, 3], tf.int64)
+        plain.append(preprocess.train_image(encoded, 48, seed).numpy().astype(np.int32))
+        jittered.append(preprocess.train_image(encoded, 48, seed, scale_jitter=1.5).numpy().astype(np.int32))
+    for view in plain:  # the whole photo, or its mirror
+        assert np.array_equal(view, full) or np.array_equal(view, full[:, ::-1])
+    zoomed = [v for v in jittered if not (np.array_equal(v, full) or np.array_equal(v, full[:, ::-1]))]
+    assert len(zoomed) >= 8
+    for view in jittered:
+        assert view.shape == (48, 48, 3) and view.dtype == np.int32
+        # A zoom of at most 1.5 spans at least 2/3 of the red ramp (x / 48 * 255) across the window.
+        span = np.abs(view[:, -1, 0].mean() - view[:, 0, 0].mean())
+        assert 2 / 3 * 255 - 25 <= span <= 255 + 5
+    again = preprocess.train_image(encoded, 48, tf.constant([5, 3], tf.int64), scale_jitter=1.5).numpy()
+    np.testing.assert_array_equal(again, jittered[5])  # seeded
+    eager, mapped = _both(lambda b, s: preprocess.train_image(b, 48, s, 1.5), encoded, tf.constant([7, 3], tf.int64))
+    _assert_same(eager, mapped, atol=1e-5)
+    with pytest.raises(ValueError, match="scale_jitter"):
+        preprocess.train_image(encoded, 48, tf.constant([1, 1], tf.int64), scale_jitter=0.5)
+
+
 def test_eval_image_is_resized_center(photo):
     eager, mapped = _both(lambda b: preprocess.eval_image(b, 30), _jpeg(photo))
     _assert_same(eager, mapped, atol=1e-5)

@@ -196,6 +196,7 @@ def test_every_flag_has_help_and_a_config_field():
         (dict(batch_size=0), r"batch_size=0"),
         (dict(encoder_weights="resnet34.pth"), r"encoder_weights='resnet34.pth'"),
         (dict(work_dir=""), r"work_dir=''"),
+        (dict(scale_jitter=0.5), r"--scale_jitter=0.5.*between 1"),
     ],
 )
 def test_bad_config_is_rejected(overrides, message, shards, tmp_path):

@@ -71,6 +71,7 @@ def make_dataset(
     repeat=False,
     drop_remainder=None,
     input_context=None,
+    scale_jitter=1.0,
     config=PipelineConfig(),
 ):
     """Batches of model inputs and targets from TFRecord shards.
@@ -92,6 +93,8 @@ def make_dataset(
         per iteration (Keras ``fit`` reshuffles between epochs anyway).
       drop_remainder: defaults to True for train, False otherwise.
       input_context: ``tf.distribute.InputContext`` for per-host file sharding.
+      scale_jitter: training views only: zoom of up to this factor before the
+        random crop (:func:`preprocess.train_image`); 1 = none.
       config: :class:`PipelineConfig`.
 
     Returns:
@@ -141,7 +144,8 @@ def make_dataset(
 
         def _map(serialized, example_seed):
             example = features.parse_example(serialized)
-            return preprocess.train_image(example[features.IMAGE], image_size, example_seed), example[features.LABEL]
+            view = preprocess.train_image(example[features.IMAGE], image_size, example_seed, scale_jitter)
+            return view, example[features.LABEL]
 
     else:
         if repeat:

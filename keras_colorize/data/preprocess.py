@@ -96,10 +96,24 @@ def resize_short_side_uint8(image, size):
     )
 
 
-def train_image(encoded, image_size, seed):
-    """Training view, uint8: decode, short side to ``image_size``, random crop, random flip."""
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    image = resize_short_side_uint8(decode(encoded), image_size)
+def train_image(encoded, image_size, seed, scale_jitter=1.0):
+    """Training view, uint8: decode, short side to ``image_size``, random crop, random flip.
+
+    With ``scale_jitter > 1`` the short side goes to a size drawn uniformly from
+    ``[image_size, scale_jitter * image_size]`` first, so the crop is a zoom of up to
+    ``scale_jitter`` into the photo (a photo whose short side is the crop size would
+    otherwise get only flips). ``scale_jitter=1`` is exactly the unjittered view.
+    """
+    if scale_jitter == 1.0:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        image = resize_short_side_uint8(decode(encoded), image_size)
+        return random_flip(random_crop(image, image_size, crop_seed), flip_seed)
+    if not 1.0 < scale_jitter <= 4.0:
+        raise ValueError(f"scale_jitter must be in [1, 4], got {scale_jitter!r}")
+    crop_seed, flip_seed, scale_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    largest = max(int(image_size * scale_jitter), image_size)
+    short = tf.random.stateless_uniform([], scale_seed, minval=image_size, maxval=largest + 1, dtype=tf.int32)
+    image = resize_short_side_uint8(decode(encoded), short)
     return random_flip(random_crop(image, image_size, crop_seed), flip_seed)
 
 

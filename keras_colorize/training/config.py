@@ -74,6 +74,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     batch_size: int = 16
+    scale_jitter: float = 1.0
     epochs: int = 10
     steps_per_epoch: int = 0
     val_steps: int = 0
@@ -126,6 +127,8 @@ class TrainConfig:
             fail("learning_rate", "must be > 0")
         if not self.class_loss_weight >= 0:
             fail("class_loss_weight", "must be >= 0")
+        if not 1.0 <= self.scale_jitter <= 4.0:
+            fail("scale_jitter", "must be between 1 (no scale augmentation, the paper's) and 4")
         if self.strategy == "mirrored" and self.num_cpu_devices == 1:
             fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
         if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):

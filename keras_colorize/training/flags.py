@@ -96,6 +96,11 @@ flags.DEFINE_enum(
     "lr_schedule", _default("lr_schedule"), list(config.LR_SCHEDULES),
     "'constant' (the paper's) or 'cosine' decay to 0 over the run, after --warmup_steps linear warm-up.")
 flags.DEFINE_integer("warmup_steps", _default("warmup_steps"), "Linear learning-rate warm-up steps (0 = none).")
+flags.DEFINE_float(
+    "scale_jitter", _default("scale_jitter"),
+    "Scale augmentation of the training crops: the short side is resized to a random size between "
+    "--image_size and scale_jitter x --image_size before the random crop (a zoom of up to that factor). "
+    "1 = off (the paper's: short side to --image_size, then crop; a square photo gets flips only).")
 flags.DEFINE_integer(
     "batch_size", _default("batch_size"),
     "Global batch size, split evenly over all replicas of all workers (must be divisible by their number).")

@@ -385,7 +385,7 @@ def _train_dataset(config, data, strategy, seed):
     def dataset_fn(input_context):
         return pipeline.make_dataset(list(data.train_files), "train", config.image_size, config.batch_size,
                                      seed=seed, with_class=config.fusion, repeat=True,
-                                     input_context=input_context)
+                                     input_context=input_context, scale_jitter=config.scale_jitter)
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
