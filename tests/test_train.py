@@ -144,7 +144,8 @@ def test_iizuka_experiments_change_one_thing_of_the_bundled_recipe(monkeypatch):
     base = parse_flagfile("experiments/scenes_cpu_iizuka2016.flags")
     assert base.model_preset == "iizuka2016" and base.fusion
     expected = {"scenes_cpu_iizuka2016_long": {"work_dir", "epochs"},
-                "scenes_cpu_iizuka2016_nofusion": {"work_dir", "fusion"}}
+                "scenes_cpu_iizuka2016_nofusion": {"work_dir", "fusion"},
+                "scenes_cpu_iizuka2016_jitter": {"work_dir", "scale_jitter"}}
     for name, fields in expected.items():
         config = parse_flagfile(f"experiments/{name}.flags")
         assert {k for k, v in config.to_dict().items() if base.to_dict()[k] != v} == fields, name
@@ -155,6 +156,7 @@ def test_iizuka_experiments_change_one_thing_of_the_bundled_recipe(monkeypatch):
     long_run = parse_flagfile("experiments/scenes_cpu_iizuka2016_long.flags")
     assert long_run.epochs == 2 * base.epochs
     assert not parse_flagfile("experiments/scenes_cpu_iizuka2016_nofusion.flags").fusion
+    assert base.scale_jitter == 1.0 and parse_flagfile("experiments/scenes_cpu_iizuka2016_jitter.flags").scale_jitter > 1
 
 
 def test_demo_flagfile(monkeypatch):
