@@ -104,15 +104,15 @@ def train_image(encoded, image_size, seed, scale_jitter=1.0):
     ``scale_jitter`` into the photo (a photo whose short side is the crop size would
     otherwise get only flips). ``scale_jitter=1`` is exactly the unjittered view.
     """
-    if scale_jitter == 1.0:
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        image = resize_short_side_uint8(decode(encoded), image_size)
-        return random_flip(random_crop(image, image_size, crop_seed), flip_seed)
-    if not 1.0 < scale_jitter <= 4.0:
+    if not 1.0 <= scale_jitter <= 4.0:
         raise ValueError(f"scale_jitter must be in [1, 4], got {scale_jitter!r}")
-    crop_seed, flip_seed, scale_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    largest = max(int(image_size * scale_jitter), image_size)
-    short = tf.random.stateless_uniform([], scale_seed, minval=image_size, maxval=largest + 1, dtype=tf.int32)
+    if scale_jitter == 1.0:  # two seeds, as before the option existed: the same crops and flips
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        short = image_size
+    else:
+        crop_seed, flip_seed, scale_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        largest = int(image_size * scale_jitter)
+        short = tf.random.stateless_uniform([], scale_seed, minval=image_size, maxval=largest + 1, dtype=tf.int32)
     image = resize_short_side_uint8(decode(encoded), short)
     return random_flip(random_crop(image, image_size, crop_seed), flip_seed)
 
