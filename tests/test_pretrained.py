@@ -30,7 +30,8 @@ def test_bundled_model_is_packaged_and_small(released):
 
 def test_model_card_states_licence_data_command_and_metrics():
     card = pretrained.card_path(pretrained.DEFAULT).read_text()
-    for needle in ("non-commercial", "../shared/data/scenes", "experiments/scenes_cpu_iizuka2016.flags",
+    for needle in ("non-commercial", "../shared/data/scenes", "experiments/scenes_cpu_iizuka2016_jitter_long.flags",
+                   "experiments/scenes_cpu_iizuka2016_jitter_long_nofusion.flags",
                    "experiments/scenes_cpu.flags", "Gray baseline", "w/o fusion", "landscapes", "must not be used",
                    "tolerance"):
         assert needle in card, needle

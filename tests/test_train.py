@@ -139,13 +139,15 @@ def test_scenes_loss_experiments_change_only_the_loss(monkeypatch):
 
 
 def test_iizuka_experiments_change_one_thing_of_the_bundled_recipe(monkeypatch):
-    """The 32-epoch run and the w/o-global-features twin of the bundled model's recipe, runbooks measured."""
+    """The 32-epoch run, the w/o-global-features twin and the scale-jitter runs of the bundled recipe, runbooks measured."""
     monkeypatch.chdir(REPO_ROOT)
     base = parse_flagfile("experiments/scenes_cpu_iizuka2016.flags")
     assert base.model_preset == "iizuka2016" and base.fusion
     expected = {"scenes_cpu_iizuka2016_long": {"work_dir", "epochs"},
                 "scenes_cpu_iizuka2016_nofusion": {"work_dir", "fusion"},
-                "scenes_cpu_iizuka2016_jitter": {"work_dir", "scale_jitter"}}
+                "scenes_cpu_iizuka2016_jitter": {"work_dir", "scale_jitter"},
+                "scenes_cpu_iizuka2016_jitter_long": {"work_dir", "scale_jitter", "epochs"},
+                "scenes_cpu_iizuka2016_jitter_long_nofusion": {"work_dir", "scale_jitter", "epochs", "fusion"}}
     for name, fields in expected.items():
         config = parse_flagfile(f"experiments/{name}.flags")
         assert {k for k, v in config.to_dict().items() if base.to_dict()[k] != v} == fields, name
@@ -157,6 +159,12 @@ def test_iizuka_experiments_change_one_thing_of_the_bundled_recipe(monkeypatch):
     assert long_run.epochs == 2 * base.epochs
     assert not parse_flagfile("experiments/scenes_cpu_iizuka2016_nofusion.flags").fusion
     assert base.scale_jitter == 1.0 and parse_flagfile("experiments/scenes_cpu_iizuka2016_jitter.flags").scale_jitter > 1
+    jitter_long = parse_flagfile("experiments/scenes_cpu_iizuka2016_jitter_long.flags")
+    assert jitter_long.scale_jitter == parse_flagfile("experiments/scenes_cpu_iizuka2016_jitter.flags").scale_jitter
+    assert base.epochs < jitter_long.epochs < long_run.epochs
+    twin = parse_flagfile("experiments/scenes_cpu_iizuka2016_jitter_long_nofusion.flags")
+    assert jitter_long.fusion and not twin.fusion
+    assert {k for k, v in twin.to_dict().items() if jitter_long.to_dict()[k] != v} == {"work_dir", "fusion"}
 
 
 def test_demo_flagfile(monkeypatch):
