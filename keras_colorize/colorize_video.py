@@ -2,6 +2,8 @@ r"""Colorize a film: ``kc-colorize-video`` / ``python -m keras_colorize.colorize
 
     python -m keras_colorize.colorize_video --input=film.mp4 --output=film_color.mp4 --smooth
     python -m keras_colorize.colorize_video --model=runs/demo/best.keras --input=film.mp4 --output=film_color.mp4
+    kc-colorize-video --model=guided.keras --input=film.mp4 --output=film_color.mp4 --reference=dusk.jpg
+    kc-colorize-video --model=guided.keras --input=film.mp4 --output=film_color.mp4 --hints=film.hints.json
 
 ``--model`` defaults to the bundled ``scenes`` model (research and
 non-commercial use only; see ``keras_colorize.pretrained``). Same frame
@@ -10,6 +12,15 @@ count, size and frame rate as the input; the audio track is carried over.
 :mod:`keras_colorize.inference.film`); the flicker figure with and without it is
 printed either way, and the run report is written beside the output as
 ``<output>.json``. The output appears under its name only when complete.
+
+Hints (a guided model, one trained with ``hints=True``): ``--reference=PHOTO``
+gives the whole film the palette of PHOTO (one palette for every frame also
+steadies the colours). ``--hints=FILE`` gives hints per frame range: a JSON list
+of hint files (format in ``keras_colorize/guidance/hint_file.py``), each with
+``"frames": [first, last]`` (0-based, both included, not overlapping), e.g.
+``[{"frames": [0, 239], "version": 1, "units": "fraction", "points": [{"x": 0.5,
+"y": 0.1, "color": "#e07020"}]}, {"frames": [240, 999], "version": 1,
+"reference": "dusk.jpg"}]``; a range's own reference wins over ``--reference``.
 
 Exit status: 0 success; 1 the input is short or damaged (it decoded to fewer
 frames than its container declares, beyond a tolerance of
@@ -20,7 +31,9 @@ this with exit 0 and a warning), or writing failed midway (nothing is
 published); 2 bad arguments or input, before any work starts (a bad flag
 value, a missing, empty or unreadable file, a still image, a file without
 video, an output that exists or would overwrite the input or cannot be
-written, the ``[video]`` extra (PyAV) not installed), as one line
+written, the ``[video]`` extra (PyAV) not installed, a bad ``--hints`` or
+``--reference``, a point outside the frame, hints for a model without hint
+inputs; nothing is written), as one line
 ``kc-colorize-video: error: ...``.
 """
 
@@ -50,12 +63,16 @@ flags.DEFINE_integer("max_frames", None, "Colorize only the first this many fram
 flags.DEFINE_bool("allow_partial", False, "Accept a short or damaged input (fewer frames than its container "
                   "declares): exit 0 with a warning instead of exit 1.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+flags.DEFINE_string("hints", None, "Hints per frame range: a JSON list of hint files with \"frames\": [first, last] "
+                    "(0-based, both included); needs a guided model.")
+flags.DEFINE_string("reference", None, "Reference photo whose palette steers the whole film (a range's own "
+                    "reference wins); needs a guided model.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 # Config field -> flag, so that an error names the flag the user typed.
 FLAG_NAMES = {"model": "--model", "input": "--input", "output": "--output", "alpha": "--smooth_alpha",
               "cut_threshold": "--cut_threshold", "batch_size": "--batch_size", "crf": "--crf",
-              "max_frames": "--max_frames"}
+              "max_frames": "--max_frames", "hints": "--hints", "reference": "--reference"}
 
 
 def config_from_flags():
@@ -66,7 +83,7 @@ def config_from_flags():
         model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, smooth=FLAGS.smooth,
         smoothing=film.SmoothingConfig(alpha=FLAGS.smooth_alpha, cut_threshold=FLAGS.cut_threshold),
         batch_size=FLAGS.batch_size, crf=FLAGS.crf, max_frames=FLAGS.max_frames,
-        allow_partial=FLAGS.allow_partial, overwrite=FLAGS.overwrite)
+        allow_partial=FLAGS.allow_partial, overwrite=FLAGS.overwrite, hints=FLAGS.hints, reference=FLAGS.reference)
     config.validate(FLAG_NAMES)
     return config
 
@@ -78,7 +95,7 @@ def main(argv):
     from keras_colorize.inference import film  # noqa: PLC0415
 
     try:
-        summary = film.run(config, progress=FLAGS.progress)  # ValueError: bad input, cli.run exits 2
+        summary = film.run(config, progress=FLAGS.progress, names=FLAG_NAMES)  # ValueError: bad input, cli.run exits 2
     except (OSError, av.error.FFmpegError) as e:  # e.g. the disk filled up: nothing was published
         if isinstance(e, ValueError):
             raise

@@ -42,23 +42,33 @@ flags.DEFINE_integer("seed", 0, "Seed of the grid sample.")
 flags.DEFINE_string("labels_csv", None, "CSV with columns 'file' (relative to --data) and --label_column, "
                     "for per-class figures on a folder (default: first sub-folder level is the class).")
 flags.DEFINE_string("label_column", "class", "Class column of --labels_csv.")
+flags.DEFINE_list("hint_points", ["0", "1", "2", "5", "10", "20", "50"],
+                  "Guided models only: hint rows with this many points per image, drawn from the ground truth "
+                  "with a fixed seed (0 = the model's own row); also psnr_vs_hints.png.")
+flags.DEFINE_bool("reference_row", True, "Guided models only: a row with the ground truth's own reference histogram.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
 def main(argv):
     cli.check_args(argv, required=("model", "data", "output"))
+    try:
+        hint_points = tuple(int(n) for n in FLAGS.hint_points)
+    except ValueError:
+        raise ValueError(f"--hint_points={','.join(FLAGS.hint_points)!r}: must be integers >= 0") from None
     from keras_colorize.evaluation import evaluator  # noqa: PLC0415 - TensorFlow after flag parsing: --help is fast
 
     config = evaluator.EvalConfig(
         models=tuple(evaluator.parse_model_spec(m) for m in FLAGS.model), data=FLAGS.data,
         output=FLAGS.output, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
         max_images=FLAGS.max_images, grid_rows=FLAGS.grid_rows, grid_images=tuple(FLAGS.grid_images),
-        seed=FLAGS.seed, labels_csv=FLAGS.labels_csv, label_column=FLAGS.label_column)
+        seed=FLAGS.seed, labels_csv=FLAGS.labels_csv, label_column=FLAGS.label_column, hint_points=hint_points,
+        reference_row=FLAGS.reference_row)
     result = evaluator.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2
     print(evaluator.markdown_table(result, config.models))
     for failure in result["failed"]:
         print(f"  FAILED {failure['file']}: {failure['reason']}")
-    print(f"wrote {FLAGS.output}/metrics.json, metrics.md" + (", grid.png" if result["grid_names"] else ""))
+    print(f"wrote {FLAGS.output}/metrics.json, metrics.md" + (", psnr_vs_hints.png" if result["hint_rows"] else "")
+          + (", grid.png" if result["grid_names"] else ""))
     return 1 if result["failed"] else 0
 
 

@@ -5,6 +5,7 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -58,4 +59,23 @@ def tiny_model_path(tmp_path_factory):
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     build_colorizer(get_preset("tiny")).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_guided_model_path(tmp_path_factory):
+    """A seeded tiny guided colorizer (``hints=True``) whose guidance layers are moved off their zero
+    start, so hints and a reference change its output; untrained."""
+    import keras
+
+    from keras_colorize.models import build_colorizer, get_preset
+
+    keras.utils.set_random_seed(0)
+    model = build_colorizer(get_preset("tiny", hints=True))
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if layer.name in ("hint_input_conv", "reference_fusion_dense"):
+            layer.set_weights([rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    path = tmp_path_factory.mktemp("guided_model") / "tiny_guided.keras"
+    model.save(path)
     return path

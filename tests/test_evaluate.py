@@ -178,3 +178,38 @@ def test_evaluate_exit_codes(photos, tmp_path):
         assert result.returncode == 2, (args, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith(expected), (args, result.stderr)
+
+
+def test_guided_models_get_hint_rows_a_reference_row_and_the_psnr_plot(tiny_guided_model_path, tiny_model_path, photos,
+                                                                        tmp_path):
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_colorize.evaluate", "--model", f"guided={tiny_guided_model_path}",
+         "--model", f"auto={tiny_model_path}", f"--data={photos}", f"--output={out}", "--grid_rows=0",
+         "--hint_points=0,1,5", "--noprogress"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((out / "metrics.json").read_text())
+    # Only the guided model gets hint rows; its 0-point row is its own row.
+    assert set(data["hint_rows"]) == {"guided + 1 hint", "guided + 5 hints", "guided + reference (ground truth)"}
+    assert {e["model"] for e in data["hint_rows"].values()} == {"guided"}
+    assert data["hint_rows"]["guided + 5 hints"]["hints"] == 5
+    assert data["hint_rows"]["guided + reference (ground truth)"]["reference"] is True
+    own = data["models"]["guided"]["mean"]["mae"]
+    hinted = [data["hint_rows"][n]["mean"]["mae"] for n in ("guided + 1 hint", "guided + 5 hints")]
+    assert all(abs(mae - own) > 1e-6 for mae in hinted)  # the hints reached the model
+    per_image = data["per_image"][0]
+    assert "guided + 5 hints" in per_image and "auto + 1 hint" not in per_image
+    table = (out / "metrics.md").read_text()
+    hint_table = table[table.index("| Model | Hint points"):]
+    hint_lines = [line for line in hint_table.splitlines() if line.startswith("| guided |")]
+    assert [line.split("|")[2].strip() for line in hint_lines] == ["0", "1", "5", "0"]
+    with Image.open(out / "psnr_vs_hints.png") as plot:
+        assert plot.size == (640, 400)
+    # Same seed, same hints: a second run gives the same figures.
+    again = evaluator.run(evaluator.EvalConfig(models=(("guided", str(tiny_guided_model_path)),), data=str(photos),
+                                               output=str(tmp_path / "again"), grid_rows=0, hint_points=(0, 1, 5),
+                                               image_size=64), progress=False)
+    assert again["hint_rows"]["guided + 5 hints"]["mean"] == data["hint_rows"]["guided + 5 hints"]["mean"]
+    with pytest.raises(ValueError, match="hint_points"):
+        evaluator.EvalConfig(models=(("g", str(tiny_guided_model_path)),), data=str(photos), output=str(tmp_path),
+                             hint_points=(0, 5, 5)).validate()

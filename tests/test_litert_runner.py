@@ -145,6 +145,14 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
     _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--protocol=smtp", str(photo)), "kc-serving-client",
                     "--protocol")
     _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}"), "kc-serving-client", "inputs")
+    hints = tmp_path / "photo.jpg.hints.json"
+    hints.write_text('{"version": 1, "points": [{"x": 5, "y": 5, "color": "#ff0000"}]}')
+    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", f"--hints={hints}", str(photo),
+                         str(_photo(tmp_path / "other.jpg"))), "kc-serving-client", "one photo")
+    hints.write_text('{"version": 1, "points": [{"x": 5, "y": 5, "colour": "#ff0000"}]}')
+    _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", f"--hints={hints}", str(photo)),
+                    "kc-serving-client", "points[0].colour: unknown field")
+    assert not (tmp_path / "c").exists()
     # A server that is not there is not a bad argument: status 1, still one line.
     down = _run(*client, f"--output_dir={tmp_path / 'c'}", "--server=127.0.0.1:9", str(photo))
     assert down.returncode == 1 and "cannot reach TF Serving" in down.stderr and "Traceback" not in down.stderr

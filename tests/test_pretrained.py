@@ -128,3 +128,4 @@ def test_saved_model_of_the_bundled_model_colorizes_a_real_scan(released, bw_dir
     assert (int(width), int(height)) == Image.open(scan).size  # at the scan's own size
     assert float(chroma) > 1.0  # in colour
     assert 0 <= int(class_index) < 12
+

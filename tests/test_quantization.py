@@ -61,16 +61,24 @@ def scene_photos(trained_model):
         files = sorted(folder.glob("*.jpg"))
         calibration += files[0::2][:CALIBRATION_PER_CLASS]
         evaluation += files[1::2][:EVAL_PER_CLASS]
-    l_calibration, _ = tflite_report.load_photos(calibration, size)
+    l_calibration, ab_calibration = tflite_report.load_photos(calibration, size)
     l_eval, ab_eval = tflite_report.load_photos(evaluation, size)
-    return l_calibration, l_eval, ab_eval
+    return l_calibration, l_eval, ab_eval, ab_calibration
+
+
+def _calibration(model, scene_photos, step=1):
+    """Representative data for ``model``: a guided model's gets hints simulated from the ground truth."""
+    from keras_colorize.export import saved_model
+
+    l_calibration, _, _, ab_calibration = scene_photos
+    guided = saved_model.is_guided(model)
+    return tflite.photo_calibration(l_calibration[::step], ab_calibration[::step] if guided else None)
 
 
 @pytest.fixture(scope="module")
 def trained_variants(trained_model, scene_photos, tmp_path_factory):
-    l_calibration, _, _ = scene_photos
     out = tmp_path_factory.mktemp("trained_tflite")
-    return tflite.convert_variants(trained_model, out, FAST_VARIANTS, tflite.photo_calibration(l_calibration)).paths
+    return tflite.convert_variants(trained_model, out, FAST_VARIANTS, _calibration(trained_model, scene_photos)).paths
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +110,11 @@ def test_clipped_calibration_narrows_ranges_and_both_are_measured(trained_model,
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    l_calibration, l_eval, _ = scene_photos
+    l_eval = scene_photos[1]
     paths = {"clipped": trained_variants["int8"], "minmax": tmp_path / "minmax.tflite"}
     with tflite.tflite_saved_model(trained_model) as (saved, _):
         paths["minmax"].write_bytes(tflite.convert_saved_model(
-            saved, "int8", tflite.photo_calibration(l_calibration), clip_percentile=None))
+            saved, "int8", _calibration(trained_model, scene_photos), clip_percentile=None))
 
     def activation_scales(path):
         details = Interpreter(model_path=str(path)).get_tensor_details()
@@ -126,9 +134,9 @@ def test_clipped_calibration_narrows_ranges_and_both_are_measured(trained_model,
 
 @pytest.mark.slow
 def test_int16x8_within_tolerance(trained_model, scene_photos, reference_ab, tmp_path):
-    l_calibration, l_eval, _ = scene_photos
+    l_eval = scene_photos[1]
     paths = tflite.convert_variants(trained_model, tmp_path, ["int16x8"],
-                                    tflite.photo_calibration(l_calibration[::2])).paths
+                                    _calibration(trained_model, scene_photos, step=2)).paths
     mean, _ = tflite_report.ab_differences(paths, l_eval[::3], reference_ab[::3])["int16x8"]
     assert mean <= tflite.TOLERANCES["int16x8"], mean
 
@@ -151,7 +159,7 @@ def test_int8_is_full_integer_with_float_io(trained_variants):
 
 
 def test_report_marks_variants_by_tolerance(trained_model, trained_variants, scene_photos):
-    _, l_eval, ab_eval = scene_photos
+    _, l_eval, ab_eval, _ = scene_photos
     report = tflite_report.build_report(trained_model, trained_variants, l_eval[:4], ab_eval[:4], runs=2)
     rows = {r["variant"]: r for r in report["variants"]}
     assert set(rows) == set(FAST_VARIANTS)
@@ -175,3 +183,52 @@ def test_litert_runs_every_variant(trained_variants, scene_photos):
 def test_reference_is_the_float32_network(trained_model):
     reference = bn_folding.as_float32(trained_model)
     assert {layer.dtype_policy.name for layer in reference._flatten_layers(recursive=True)} == {"float32"}  # noqa: SLF001
+
+
+GUIDANCE_SCALE = 0.3
+
+
+def _guided_twin(model):
+    """The trained network with hint inputs (weights transferred) and random weights in its guidance layers.
+
+    Stands in for a trained guided model while the trained model is not guided: the backbone's
+    activations are a trained network's, and the hints move its colours (a fresh guided twin's
+    guidance layers are zeros, which would make "with hints" the same as "without").
+    """
+    import dataclasses
+
+    import keras
+
+    from keras_colorize.models import build_colorizer, transfer
+
+    keras.utils.set_random_seed(0)
+    twin = build_colorizer(dataclasses.replace(model.config, hints=True))
+    transfer.transfer_weights(model, twin)
+    rng = np.random.default_rng(0)
+    for layer in twin.layers:
+        if layer.weights and (layer.name.startswith("hint") or layer.name == "reference_fusion_dense"):
+            layer.set_weights([rng.normal(0, GUIDANCE_SCALE, w.shape).astype("float32") for w in layer.weights])
+    return twin
+
+
+def test_guided_variants_within_tolerance_with_hints(trained_model, trained_variants, scene_photos, tmp_path):
+    """Issue 21's criterion: float16 and dynamic int8 within 0.005 of Keras with hints given.
+
+    On the trained model when it is guided; otherwise on its guided twin (:func:`_guided_twin`).
+    """
+    from keras_colorize.export import saved_model
+
+    if saved_model.is_guided(trained_model):
+        model, paths = trained_model, trained_variants
+    else:
+        model = _guided_twin(trained_model)
+        paths = tflite.convert_variants(model, tmp_path, ("float32", "float16", "dynamic_int8")).paths
+    _, l_eval, ab_eval, _ = scene_photos
+    hints, reference = tflite_report.report_hints(l_eval, ab_eval)
+    with_hints = tflite_report.keras_reference_ab(model, l_eval, hints=hints, reference=reference)
+    effect = np.abs(with_hints - tflite_report.keras_reference_ab(model, l_eval)).mean()
+    assert effect > 0.01, effect  # the hints matter: a variant that ignored them would be off by this much
+    differences = tflite_report.ab_differences(paths, l_eval, with_hints, hints=hints, reference=reference)
+    assert differences["float32"][1] <= 1e-4, differences
+    for variant in ("float16", "dynamic_int8"):
+        assert differences[variant][0] <= tflite.TOLERANCES[variant], (variant, differences)

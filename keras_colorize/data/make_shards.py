@@ -61,11 +61,11 @@ _VAL_FRACTION = flags.DEFINE_float(
 _MIN_SIDE = flags.DEFINE_integer("min_side", 32, "Skip images whose short side is smaller.")
 
 
-def main(argv):
-    cli.check_args(argv, required=("source", "output"))
+def config_from_flags():
+    """The parsed flags as a :class:`shards_lib.MakeShardsConfig` (also read by ``kc-beam-shards``)."""
     from keras_colorize.data import shards_lib  # noqa: PLC0415 - imports TensorFlow: after flag parsing
 
-    config = shards_lib.MakeShardsConfig(
+    return shards_lib.MakeShardsConfig(
         source=_SOURCE.value,
         output=_OUTPUT.value,
         split=_SPLIT.value,
@@ -81,6 +81,13 @@ def main(argv):
             short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value
         ),
     )
+
+
+def main(argv):
+    cli.check_args(argv, required=("source", "output"))
+    from keras_colorize.data import shards_lib  # noqa: PLC0415 - imports TensorFlow: after flag parsing
+
+    config = config_from_flags()
     _, summary = shards_lib.make_shards(config)  # ValueError: cli.run exits 2, nothing written
     print(summary)
     print(f"shards: {shards_lib.file_pattern(config.output, config.split)}")

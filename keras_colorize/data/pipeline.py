@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_colorize.data import features
 from keras_colorize.data import preprocess
+from keras_colorize.guidance import hint_ops
 
 SPLITS = ("train", "val", "test")
 AUTOTUNE = tf.data.AUTOTUNE
@@ -47,15 +48,27 @@ def list_files(file_pattern):
     return files
 
 
-def _to_model(with_class):
-    """Batch of uint8 crops and labels -> ``(L, {"ab"[, "class"]})``, Lab in one XLA kernel."""
+def _to_model(with_class, hints=None):
+    """Batch of uint8 crops and labels -> ``(L, {"ab"[, "class"]})``, Lab in one XLA kernel.
 
-    def _convert(images, labels):
+    ``hints``: None for an automatic model; ``"simulate"`` (training: simulated hints, the
+    function then also takes a stateless seed) or ``"none"`` (validation: zero hints and no
+    reference) for a guided model, whose inputs are then the dict {"L", "hints", "reference"}.
+    """
+
+    def _convert(images, labels, seed=None):
         l_input, ab = preprocess.to_model_units_batch(images)
         targets = {"ab": ab}
         if with_class:
             targets["class"] = tf.cast(labels, tf.int32)
-        return l_input, targets
+        if hints is None:
+            return l_input, targets
+        batch = tf.shape(images)[0]
+        if hints == "simulate":
+            hint_map, reference = hint_ops.simulate_hints(ab * 255.0 - 128.0, images, seed)
+        else:
+            hint_map, reference = hint_ops.no_hints(images.shape[1], batch), hint_ops.no_reference(batch)
+        return {"L": l_input, "hints": hint_map, "reference": reference}, targets
 
     return _convert
 
@@ -72,6 +85,7 @@ def make_dataset(
     drop_remainder=None,
     input_context=None,
     scale_jitter=1.0,
+    hints=False,
     config=PipelineConfig(),
 ):
     """Batches of model inputs and targets from TFRecord shards.
@@ -95,6 +109,10 @@ def make_dataset(
       input_context: ``tf.distribute.InputContext`` for per-host file sharding.
       scale_jitter: training views only: zoom of up to this factor before the
         random crop (:func:`preprocess.train_image`); 1 = none.
+      hints: inputs for a guided model (``hints=True`` in its config): the dict
+        {"L", "hints", "reference"}. Training batches get hints simulated from their
+        ground truth (:func:`keras_colorize.guidance.hint_ops.simulate_hints`, seeded
+        per batch), validation batches none (the automatic case).
       config: :class:`PipelineConfig`.
 
     Returns:
@@ -158,7 +176,15 @@ def make_dataset(
     ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # Crops stay uint8 until batched; Lab is computed per batch (see preprocess.to_model_units_batch).
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(_to_model(with_class), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if hints and training:
+        batch_seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1,
+                                             rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
+            lambda batch, batch_seed: _to_model(with_class, "simulate")(*batch, batch_seed),
+            num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    else:
+        ds = ds.map(_to_model(with_class, ("none" if hints else None)), num_parallel_calls=AUTOTUNE,
+                    deterministic=deterministic)
     ds = ds.prefetch(config.prefetch)
     options = tf.data.Options()
     options.deterministic = deterministic

@@ -18,7 +18,9 @@ Three source layouts are read (``detect_layout`` picks one):
   ``valid`` or ``validation`` folder on the validation side (a dataset's own
   split is kept); images with neither are split by a hash of (seed, path),
   ``val_fraction`` of them to validation. Class names are the sorted folder
-  names unless a class list fixes them (and their order).
+  names unless a class list fixes them (and their order). A class-list line
+  ``name = folder folder ...`` gathers folders of other names into one class
+  (``clouds = Ac As Cb`` for a collection whose folders are cloud types).
 
 Symbolic links to folders are followed in every layout; a folder reached a
 second time (a link loop, or two links to one folder) is read once.
@@ -91,6 +93,24 @@ def read_class_list(path):
     if dupes:
         raise ValueError(f"classes file {str(path)!r} lists these classes more than once: {dupes}")
     return names
+
+
+def read_class_folders(path):
+    """``{class name: (folder name, ...)}`` of a class list, in its order.
+
+    A plain line ``name`` is the folder of that name; ``name = a b c`` gathers the
+    folders ``a``, ``b`` and ``c`` (at any depth, see the ``classes`` layout).
+    """
+    names = read_class_list(path)
+    folders = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "=" in line:
+            name, _, rest = line.partition("=")
+            if not rest.split():
+                raise ValueError(f"classes file {str(path)!r}: class {name.strip()!r} gathers no folders ({line!r})")
+            folders[name.strip()] = tuple(rest.split())
+    return {name: folders.get(name, (name,)) for name in names}
 
 
 def read_categories(path):
@@ -363,7 +383,7 @@ def split_records(by_class, class_names, split, test_per_class, seed):
 
 
 def list_records(source, split, layout="auto", class_names=None, test_per_class=10, seed=0, categories_file=None,
-                 val_fraction=0.1):
+                 val_fraction=0.1, class_folders=None):
     """All records of one split of a source folder.
 
     Args:
@@ -376,6 +396,8 @@ def list_records(source, split, layout="auto", class_names=None, test_per_class=
       categories_file: ``categories_places365.txt`` if it is not in the source folder.
       val_fraction: ``classes`` layout: share of the images outside any
         train/val/test folder that goes to validation.
+      class_folders: ``classes`` layout: ``{class: (folder, ...)}``
+        (:func:`read_class_folders`); None = each class is its own folder.
 
     Returns:
       ``(layout, records)``.
@@ -402,6 +424,12 @@ def list_records(source, split, layout="auto", class_names=None, test_per_class=
         by_class = list_class_folders(source)
         if not by_class:
             raise ValueError(f"source={str(source)!r} has no class folders with images (layout 'classes')")
+        if class_folders:
+            unknown = sorted({f for fs in class_folders.values() for f in fs} - set(by_class))
+            if unknown:
+                raise _unknown_classes_error(unknown, by_class.keys(), str(source))
+            by_class = {name: [item for f in fs for item in by_class[f]] for name, fs in class_folders.items()}
+            class_names = class_names or list(class_folders)
         names = list(class_names) if class_names else sorted(by_class)
         unknown = [n for n in names if n not in by_class]
         if unknown:

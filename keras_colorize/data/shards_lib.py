@@ -121,10 +121,22 @@ def load_file(record, short_side=None):
     except OSError:  # EACCES, EIO, ELOOP (a symlink loop), ...
         raise SkipImage("unreadable") from None
     with file:
-        return _load_open_file(file, short_side)
+        return load_open_file(file, short_side)
 
 
-def _load_open_file(file, short_side):
+def load_open_file(file, short_side=None):
+    """The decoding half of :func:`load_file`: an open binary file (or ``io.BytesIO``) -> upright 8-bit RGB.
+
+    Loaders that fetch the bytes themselves (the Beam pipeline reads ``gs://``
+    and other file systems, :mod:`keras_colorize.beam.shards`) call it so that
+    every loader cleans, repairs and skips alike.
+
+    Returns:
+      ``(PIL.Image in mode RGB, list of repair kinds applied)``.
+
+    Raises:
+      SkipImage: with a reason from :data:`SKIP_REASONS`.
+    """
     repairs = []
     try:
         with warnings.catch_warnings():
@@ -222,7 +234,8 @@ def prepare_example(record, loader, config):
         raise SkipImage("near_grayscale")
     encoded, height, width = encode_image(image, config)
     example = features.make_example(encoded, height, width, record.label, record.class_name, record.source)
-    return example.SerializeToString(), repairs
+    # deterministic: map keys in sorted order, so the same photo gives the same bytes in every process
+    return example.SerializeToString(deterministic=True), repairs
 
 
 # ---------------------------------------------------------------------------
@@ -256,7 +269,8 @@ class ShardStats:
         return sum(self.skipped.values())
 
 
-def _fingerprint(records, config, loader):
+def fingerprint(records, config, loader):
+    """What a shard's progress record pins: the encoding config, the loader and the records, in order."""
     h = hashlib.sha1()
     h.update(json.dumps([dataclasses.asdict(config), f"{loader.__module__}.{loader.__qualname__}"]).encode())
     for r in records:
@@ -293,7 +307,7 @@ def write_shard(records, path, loader, config, progress_queue=None):
                 stats.written[record.class_name] = stats.written.get(record.class_name, 0) + 1
                 for kind in repairs:
                     stats.repaired[kind] = stats.repaired.get(kind, 0) + 1
-        progress = {"fingerprint": _fingerprint(records, config, loader), "stats": dataclasses.asdict(stats)}
+        progress = {"fingerprint": fingerprint(records, config, loader), "stats": dataclasses.asdict(stats)}
         fileio.atomic_write_text(_progress_path(path), json.dumps(progress))
     if progress_queue is not None and records:
         progress_queue.put((len(records) - 1) % _REPORT_EVERY + 1)
@@ -377,7 +391,7 @@ def _finished_stats(path, records, config, loader):
         progress = json.loads(progress_path.read_text())
     except (OSError, ValueError):
         return None
-    if progress.get("fingerprint") != _fingerprint(records, config, loader):
+    if progress.get("fingerprint") != fingerprint(records, config, loader):
         return None
     return ShardStats(**progress["stats"])
 
@@ -404,6 +418,22 @@ def _clean_output(output, split, num_shards):
             progress = _progress_path(os.path.join(output, name))
             if progress.exists():
                 progress.unlink()
+
+
+def plan_shards(records, output, split, shard_size, seed):
+    """Which records go into which shard: ``[(shard path, [record, ...]), ...]`` in shard order.
+
+    The records are shuffled by ``seed`` (so every shard mixes all classes)
+    and cut into ``shard_size`` pieces; the same arguments give the same plan,
+    which is what makes reruns resume and the Beam pipeline
+    (:mod:`keras_colorize.beam.shards`) write the same shards as
+    :func:`write_shards`.
+    """
+    order = np.random.default_rng(seed).permutation(len(records))
+    records = [records[i] for i in order]
+    num_shards = max(1, -(-len(records) // shard_size))
+    paths = shard_paths(output, split, num_shards)
+    return [(path, records[i * shard_size : (i + 1) * shard_size]) for i, path in enumerate(paths)]
 
 
 def write_shards(
@@ -441,18 +471,15 @@ def write_shards(
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     os.makedirs(os.path.join(output, PROGRESS_DIR), exist_ok=True)
-    order = np.random.default_rng(seed).permutation(len(records))
-    records = [records[i] for i in order]
-    num_shards = max(1, -(-len(records) // shard_size))
-    _clean_output(output, split, num_shards)
-    paths = shard_paths(output, split, num_shards)
-    chunks = [records[i * shard_size : (i + 1) * shard_size] for i in range(num_shards)]
+    shards = plan_shards(records, output, split, shard_size, seed)
+    records = [record for _, chunk in shards for record in chunk]
+    _clean_output(output, split, len(shards))
 
     from tqdm import tqdm
 
     total = ShardStats()
     todo = []
-    for path, chunk in zip(paths, chunks):
+    for path, chunk in shards:
         done = _finished_stats(path, chunk, config, loader)
         if done is None:
             todo.append((path, chunk))
@@ -545,41 +572,7 @@ def make_shards(config, progress=True):
     so a missing source or an unknown class name fails in seconds. The summary
     is also written to ``<output>/summary-<split>.json``.
     """
-    if not config.source:
-        raise ValueError("source is required (the folder of images to read)")
-    if not os.path.isdir(config.source):
-        raise ValueError(f"source={config.source!r} is not an existing folder")
-    if not config.output:
-        raise ValueError("output is required (the folder to write shards to)")
-    if os.path.abspath(config.output) == os.path.abspath(config.source):
-        raise ValueError(f"output={config.output!r} must not be the source folder")
-    config.encode.validate()
-    class_names = places365.read_class_list(config.classes) if config.classes else None
-    layout, records = places365.list_records(
-        config.source,
-        config.split,
-        layout=config.layout,
-        class_names=class_names,
-        test_per_class=config.test_per_class,
-        seed=config.seed,
-        categories_file=config.categories or None,
-        val_fraction=config.val_fraction,
-    )
-    if layout == "classes":
-        class_names = class_names or places365.class_folder_names(config.source)
-        ignored = sorted(set(places365.class_folder_names(config.source)) - set(class_names))
-        if ignored:
-            logging.warning("class folders not in classes=%r are not written: %s", config.classes, ignored)
-        check_class_list(config.output, class_names)
-    if layout == "folder" and class_names:
-        raise ValueError(
-            f"source={config.source!r} is read as a plain folder (layout={config.layout!r}: no places365_standard/, "
-            "train/, val/, data_256/, val_256/ or Places365 file lists found), whose images are unlabelled; "
-            "point source at the Places365 root, or drop classes to write unlabelled shards"
-        )
-    if not records:
-        raise ValueError(f"source={config.source!r} has no images for split={config.split!r} (layout {layout})")
-    logging.info("%s layout, %d images for split %s", layout, len(records), config.split)
+    layout, records, class_names = list_split(config)
     stats = write_shards(
         records,
         config.output,
@@ -595,6 +588,64 @@ def make_shards(config, progress=True):
     write_summary(config.output, config.split, stats, class_names, layout=layout,
                   source=os.path.abspath(config.source), config=dataclasses.asdict(config))
     return stats, f"layout: {layout}, split: {config.split}\n" + format_summary(stats, class_names)
+
+
+def list_split(config, check_output=True):
+    """Checks ``config`` and lists one split: ``(layout, records, class names or None)``; reads no image.
+
+    Shared by :func:`make_shards` and the Beam pipeline
+    (:mod:`keras_colorize.beam.shards`), so both write the same split.
+
+    Args:
+      config: :class:`MakeShardsConfig`.
+      check_output: for the class-per-folder layout, refuse an output folder
+        whose ``classes.txt`` lists other classes (:func:`check_class_list`;
+        a local output only, the Beam pipeline checks its own).
+
+    Raises:
+      ValueError: a missing source, an output that is the source, bad sizes,
+        unknown class names, no images.
+    """
+    if not config.source:
+        raise ValueError("source is required (the folder of images to read)")
+    if not os.path.isdir(config.source):
+        raise ValueError(f"source={config.source!r} is not an existing folder")
+    if not config.output:
+        raise ValueError("output is required (the folder to write shards to)")
+    if os.path.abspath(config.output) == os.path.abspath(config.source):
+        raise ValueError(f"output={config.output!r} must not be the source folder")
+    config.encode.validate()
+    class_names = places365.read_class_list(config.classes) if config.classes else None
+    class_folders = places365.read_class_folders(config.classes) if config.classes else None
+    layout, records = places365.list_records(
+        config.source,
+        config.split,
+        layout=config.layout,
+        class_names=class_names,
+        test_per_class=config.test_per_class,
+        seed=config.seed,
+        categories_file=config.categories or None,
+        val_fraction=config.val_fraction,
+        class_folders=class_folders,
+    )
+    if layout == "classes":
+        class_names = class_names or places365.class_folder_names(config.source)
+        used = {f for fs in (class_folders or {n: (n,) for n in class_names}).values() for f in fs}
+        ignored = sorted(set(places365.class_folder_names(config.source)) - used)
+        if ignored:
+            logging.warning("class folders not in classes=%r are not written: %s", config.classes, ignored)
+        if check_output:
+            check_class_list(config.output, class_names)
+    if layout == "folder" and class_names:
+        raise ValueError(
+            f"source={config.source!r} is read as a plain folder (layout={config.layout!r}: no places365_standard/, "
+            "train/, val/, data_256/, val_256/ or Places365 file lists found), whose images are unlabelled; "
+            "point source at the Places365 root, or drop classes to write unlabelled shards"
+        )
+    if not records:
+        raise ValueError(f"source={config.source!r} has no images for split={config.split!r} (layout {layout})")
+    logging.info("%s layout, %d images for split %s", layout, len(records), config.split)
+    return layout, records, class_names
 
 
 CLASS_LIST = "classes.txt"

@@ -18,6 +18,14 @@ per-image values), ``metrics.md`` (a table laid out like the paper's Tables
 2 and 4, one row per model) and ``grid.png`` (like its Figures 3 and 4:
 input, each model, ground truth; one row per image).
 
+A guided model (``hints=True``) also gets *hint rows*, as Zhang et al. 2017
+(Fig. 6) measured theirs: for each N in ``hint_points`` (default 0, 1, 2, 5,
+10, 20, 50; N = 0 is the model's own row) the model colorizes with N points
+drawn from the ground truth (:func:`keras_colorize.guidance.hint_ops.sample_hints`,
+a fixed seed per batch, the points of N among those of any larger N), and one
+row gets the ground truth's own reference histogram. ``psnr_vs_hints.png``
+plots PSNR against N.
+
 Example::
 
     from keras_colorize.evaluation import evaluator
@@ -47,8 +55,12 @@ from keras_colorize.evaluation import metrics
 from keras_colorize import pretrained
 from keras_colorize.data import features
 from keras_colorize.data import preprocess
+from keras_colorize.guidance import hint_ops
 
 GRAY_BASELINE = "Gray baseline"
+#: Hint counts of a guided model's hint rows (Zhang et al. 2017 plot 0 to 50 and more points).
+HINT_POINTS = (0, 1, 2, 5, 10, 20, 50)
+REFERENCE_ROW = "reference (ground truth)"
 METRIC_KEYS = ("mae", "mse_ab", "mse_lab", "psnr", "ssim", "colorfulness")
 _SHARD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfr")
 
@@ -74,6 +86,8 @@ class EvalConfig:
       labels_csv: optional CSV giving each image's class for a folder
         (column ``file`` = path relative to ``data``, plus ``label_column``).
       label_column: the class column of ``labels_csv``.
+      hint_points: hint counts of a guided model's hint rows (0 = its own row).
+      reference_row: a guided model also gets a row with the ground truth's reference.
     """
 
     models: tuple
@@ -87,6 +101,8 @@ class EvalConfig:
     seed: int = 0
     labels_csv: str | None = None
     label_column: str = "class"
+    hint_points: tuple = HINT_POINTS
+    reference_row: bool = True
 
     def validate(self):
         names = [name for name, _ in self.models]
@@ -108,6 +124,10 @@ class EvalConfig:
             raise ValueError(f"labels_csv {self.labels_csv!r} is not a file")
         if self.grid_rows < 0:
             raise ValueError(f"grid_rows must be >= 0, got {self.grid_rows!r}")
+        points = self.hint_points
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in points) or len(set(points)) != len(
+                points):
+            raise ValueError(f"hint_points must be distinct integers >= 0, got {points!r}")
 
 
 def parse_model_spec(spec):
@@ -223,14 +243,32 @@ def iterate_examples(data, image_size, failures, labels=None):
 # ----------------------------------------------------------------------------
 
 
-def _predict(colorizer, l_batch):
-    """Model prediction at the evaluation size (resized in and out when the model is smaller/larger)."""
+def hint_row_name(model_name, variant):
+    """Row name of a guided model's hint row: ``variant`` is a point count or :data:`REFERENCE_ROW`."""
+    if variant == 0:
+        return model_name
+    if isinstance(variant, int):
+        return f"{model_name} + {variant} hint{'s' if variant != 1 else ''}"
+    return f"{model_name} + {variant}"
+
+
+def _predict(colorizer, l_batch, ab_true=None, variant=0, seed=None, max_points=0, rgb_true=None):
+    """Model prediction at the evaluation size (resized in and out when the model is smaller/larger).
+
+    ``variant``: 0 (automatic), a point count (hints drawn from ``ab_true``) or
+    :data:`REFERENCE_ROW` (the reference histogram of ``rgb_true``).
+    """
     size = l_batch.shape[1]
-    if colorizer.image_size == size:
-        return colorizer.predict_ab(l_batch)
-    small = merge.downscale(l_batch, colorizer.image_size).numpy()
-    ab = colorizer.predict_ab(small)
-    return merge.upsample(ab, (size, size)).numpy()
+    model_size = colorizer.image_size
+    small = l_batch if model_size == size else merge.downscale(l_batch, model_size).numpy()
+    guidance = {}
+    if variant == REFERENCE_ROW:
+        guidance["reference"] = hint_ops.reference_histograms(rgb_true).numpy()
+    elif variant:
+        ab_lab = color.target_to_ab(ab_true if model_size == size else merge.downscale(ab_true, model_size))
+        guidance["hints"] = hint_ops.sample_hints(ab_lab, variant, seed, max_points).numpy()
+    ab = colorizer.predict_ab(small, **guidance)
+    return ab if model_size == size else merge.upsample(ab, (size, size)).numpy()
 
 
 def score_batch(l_batch, ab_true, rgb_true, ab_pred):
@@ -281,7 +319,7 @@ class _Reservoir:
 
 
 def evaluate(colorizers, data, image_size, *, batch_size=16, max_images=None, grid_rows=6, grid_images=(),
-             seed=0, labels=None, progress=True):
+             seed=0, labels=None, progress=True, hint_points=HINT_POINTS, reference_row=True):
     """Scores each colorizer and the gray baseline on ``data``.
 
     Args:
@@ -292,6 +330,14 @@ def evaluate(colorizers, data, image_size, *, batch_size=16, max_images=None, gr
       ``(result dict, grid rows)``; grid rows are dicts of uint8 images.
     """
     names = [GRAY_BASELINE] + list(colorizers)
+    # Hint rows of guided models: row name -> (model name, variant).
+    variants = {}
+    for model_name, colorizer in colorizers.items():
+        if getattr(colorizer, "guided", False):
+            extra = [n for n in hint_points if n] + ([REFERENCE_ROW] if reference_row else [])
+            variants.update({hint_row_name(model_name, v): (model_name, v) for v in extra})
+    max_points = max(hint_points, default=0)
+    batch_index = [0]
     failures = []
     rows = []
     reservoir = _Reservoir(grid_rows, grid_images, seed)
@@ -308,9 +354,14 @@ def evaluate(colorizers, data, image_size, *, batch_size=16, max_images=None, gr
             ab_pred = (metrics.gray_prediction(l_batch).numpy() if name == GRAY_BASELINE
                        else _predict(colorizers[name], l_batch))
             per_model[name], rgb_preds[name] = score_batch(l_batch, ab_true, rgb_true, ab_pred)
+        hint_seed = tf.constant([seed, batch_index[0]], tf.int32)
+        batch_index[0] += 1
+        for row_name, (model_name, variant) in variants.items():
+            ab_pred = _predict(colorizers[model_name], l_batch, ab_true, variant, hint_seed, max_points, rgb_true)
+            per_model[row_name], _ = score_batch(l_batch, ab_true, rgb_true, ab_pred)
         for i, (example_name, label, *_rest) in enumerate(batch):
             row = {"name": example_name, "class": label, "colorfulness_true": float(true_cf[i])}
-            for name in names:
+            for name in names + list(variants):
                 row[name] = {k: float(per_model[name][k][i]) for k in METRIC_KEYS}
             index = len(rows)
             rows.append(row)
@@ -336,6 +387,10 @@ def evaluate(colorizers, data, image_size, *, batch_size=16, max_images=None, gr
         "image_size": image_size,
         "num_images": len(rows),
         "models": {name: {"mean": mean} for name, mean in _summarize(rows, names).items()},
+        "hint_rows": {name: dict(model=model_name, hints=variant if isinstance(variant, int) else 0,
+                                 reference=variant == REFERENCE_ROW, mean=mean)
+                      for (name, mean), (model_name, variant) in zip(_summarize(rows, list(variants)).items(),
+                                                                     variants.values())},
         "per_class": {label: dict(_summarize(class_rows, names), count=len(class_rows))
                       for label, class_rows in sorted(by_class.items())},
         "per_image": rows,
@@ -374,9 +429,72 @@ def markdown_table(result, paths=None):
         for label, entry in result["per_class"].items():
             cells = [f"{entry[n]['mae']:.4f} ({entry[n]['colorfulness_ratio']:.2f})" for n in model_names]
             lines.append(f"| {label} | {entry['count']} | " + " | ".join(cells) + " |")
+    if result.get("hint_rows"):
+        lines += ["", "Guided models with hints drawn from the ground truth (points: N per image, the same for every "
+                  "model; reference: the ground truth's own a*b* histogram)", "",
+                  "| Model | Hint points | Reference | Average MAE | PSNR (dB) | Colorfulness ratio |",
+                  "|---|---:|---|---:|---:|---:|"]
+        for name, entry in hint_table_rows(result):
+            mean = entry["mean"]
+            lines.append(f"| {entry['model']} | {entry['hints']} | {'yes' if entry['reference'] else 'no'} | "
+                         f"{mean['mae']:.4f} | {mean['psnr']:.2f} | {mean['colorfulness_ratio']:.3f} |")
     if paths:
         lines += ["", "Models: " + "; ".join(f"{name} = `{path}`" for name, path in paths)]
     return "\n".join(lines) + "\n"
+
+
+def hint_table_rows(result):
+    """``[(row name, {"model", "hints", "reference", "mean"})]``: each guided model's own row (0 points)
+    followed by its hint rows, in order."""
+    out = []
+    for model_name in dict.fromkeys(entry["model"] for entry in result.get("hint_rows", {}).values()):
+        out.append((model_name, dict(model=model_name, hints=0, reference=False,
+                                     mean=result["models"][model_name]["mean"])))
+        out += [(name, entry) for name, entry in result["hint_rows"].items() if entry["model"] == model_name]
+    return out
+
+
+def psnr_plot(result, width=640, height=400):
+    """PSNR against the number of hint points, one line per guided model (Zhang et al. 2017, Fig. 6)."""
+    series = {}
+    for _, entry in hint_table_rows(result):
+        if not entry["reference"]:
+            series.setdefault(entry["model"], []).append((entry["hints"], entry["mean"]["psnr"]))
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = _font(13)
+    left, right, top, bottom = 60, 20, 30, 50
+    xs = sorted({n for points in series.values() for n, _ in points})
+    ys = [v for points in series.values() for _, v in points]
+    gray = result["models"][GRAY_BASELINE]["mean"]["psnr"]
+    lo, hi = np.floor(min(ys + [gray])) - 0.5, np.ceil(max(ys)) + 0.5
+
+    def px(i, v):  # x by rank (0, 1, 2, 5, ... evenly spaced), y linear in dB
+        x = left + (width - left - right) * (i / max(len(xs) - 1, 1))
+        return x, top + (height - top - bottom) * (1 - (v - lo) / (hi - lo))
+
+    draw.rectangle([left, top, width - right, height - bottom], outline="black")
+    for tick in np.arange(np.ceil(lo), hi, 1.0 if hi - lo < 12 else 2.0):
+        _, y = px(0, tick)
+        draw.line([left - 4, y, left, y], fill="black")
+        draw.text((left - 8, y), f"{tick:.0f}", fill="black", font=font, anchor="rm")
+    for i, n in enumerate(xs):
+        x, _ = px(i, lo)
+        draw.text((x, height - bottom + 8), str(n), fill="black", font=font, anchor="mt")
+    draw.text(((left + width - right) / 2, height - 14), "hint points per image", fill="black", font=font, anchor="mm")
+    draw.text((8, top - 18), "PSNR (dB)", fill="black", font=font)
+    _, gy = px(0, gray)
+    draw.line([left, gy, width - right, gy], fill=(150, 150, 150))
+    draw.text((width - right - 4, gy - 3), "gray", fill=(120, 120, 120), font=font, anchor="rb")
+    palette = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+    for k, (model_name, points) in enumerate(series.items()):
+        colour = palette[k % len(palette)]
+        coords = [px(xs.index(n), v) for n, v in sorted(points)]
+        draw.line(coords, fill=colour, width=2)
+        for x, y in coords:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        draw.text((left + 8, top + 8 + 16 * k), model_name, fill=colour, font=font)
+    return canvas
 
 
 def _font(size):
@@ -428,7 +546,8 @@ def run(config, *, progress=True):
                                  max_images=config.max_images, grid_rows=config.grid_rows,
                                  grid_images=config.grid_images, seed=config.seed, progress=progress,
                                  labels=read_labels(config.labels_csv, config.label_column) if config.labels_csv
-                                 else None)
+                                 else None, hint_points=tuple(config.hint_points),
+                                 reference_row=config.reference_row)
     result["config"] = dataclasses.asdict(config)
     for name, path in config.models:
         result["models"][name].update(path=str(path), input_size=colorizers[name].image_size)
@@ -436,6 +555,9 @@ def run(config, *, progress=True):
     output.mkdir(parents=True, exist_ok=True)
     fileio.atomic_write_text(output / "metrics.json", json.dumps(result, indent=1))
     fileio.atomic_write_text(output / "metrics.md", markdown_table(result, config.models))
+    if result["hint_rows"]:
+        with fileio.atomic_path(output / "psnr_vs_hints.png") as tmp:
+            psnr_plot(result).save(tmp, format="PNG")
     if grid_rows:
         grid = comparison_grid(grid_rows, list(result["models"]))
         with fileio.atomic_path(output / "grid.png") as tmp:

@@ -2,9 +2,11 @@
 
 Where to look:
 
-* ``saved_model.py``   signatures (``serving_default`` on encoded images, ``colorize_l`` on L tensors),
+* ``saved_model.py``   signatures (``serving_default`` on encoded images, ``colorize_l`` on L tensors;
+                       a guided model adds ``colorize_guided`` and ``colorize_l_guided``),
                        atomic ``<base>/<name>/<version>`` writing
-* ``image_ops.py``     the in-graph decode / pixel limit / encode (the merge: ``inference/merge.py``)
+* ``image_ops.py``     the in-graph decode / pixel limit / encode (the merge: ``inference/merge.py``),
+                       and a guided request's hints -> model inputs
 * ``bn_folding.py``    BatchNormalization folded into conv/Dense kernels (needed for TFLite)
 * ``tflite.py``        float32, float16, dynamic-range int8, full-integer int8 conversion
 * ``tflite_report.py`` size, LiteRT latency and quality per variant

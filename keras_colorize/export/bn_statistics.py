@@ -25,7 +25,8 @@ def reestimate_batch_norm(model, l_input):
     """Sets every BN layer's moving mean/variance to the statistics of ``l_input``.
 
     Args:
-      model: the colorizer (modified in place: BN moving statistics only).
+      model: the colorizer (modified in place: BN moving statistics only). A
+        guided model gets zero hints and no reference (its automatic case).
       l_input: ``(N, S, S, 1)`` float32 L/100 of real images; N >= 8 is sensible.
 
     Returns:
@@ -39,8 +40,19 @@ def reestimate_batch_norm(model, l_input):
     try:
         for layer in layers:
             layer.momentum = 0.0
-        model(l_input, training=True)
+        model(_model_inputs(model, l_input), training=True)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     return len(layers)
+
+
+def _model_inputs(model, l_input):
+    if not isinstance(model.input, dict):
+        return l_input
+    from keras_colorize.guidance import spec  # noqa: PLC0415
+
+    n, size = len(l_input), l_input.shape[1]
+    return {spec.L_INPUT: l_input,
+            spec.HINTS_INPUT: np.zeros((n, size, size, spec.HINT_CHANNELS), np.float32),
+            spec.REFERENCE_INPUT: np.zeros((n, spec.REFERENCE_SIZE), np.float32)}

@@ -158,12 +158,15 @@ def export_tflite(config, model=None, progress=print):
     if model is None:
         model, description = load_model(config.model_path, config.preset)
     image_size, _ = saved_model_lib.model_geometry(model)
+    guided = saved_model_lib.is_guided(model)  # calibration then simulates hints from the photos' ground truth
     calibration = None
     if config.calibration_shards:
-        calibration = tflite_lib.calibration_dataset(config.calibration_shards, image_size, config.calibration_steps)
+        calibration = tflite_lib.calibration_dataset(config.calibration_shards, image_size, config.calibration_steps,
+                                                     guided=guided)
     elif config.calibration_photos:
         calibration_files = tflite_report.list_photos(config.calibration_photos, config.calibration_steps)
-        calibration = tflite_lib.photo_calibration(tflite_report.load_photos(calibration_files, image_size)[0])
+        l_calibration, ab_calibration = tflite_report.load_photos(calibration_files, image_size)
+        calibration = tflite_lib.photo_calibration(l_calibration, ab_calibration if guided else None)
     l_photos = ab_photos = None
     if photos:
         l_photos, ab_photos = tflite_report.load_photos(photos, image_size)

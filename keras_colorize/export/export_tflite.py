@@ -12,6 +12,11 @@ clipping (the default) and the report run models in LiteRT: they need the
 ``[litert]`` extra (``ai-edge-litert``).
 Run one with ``kc-litert``. Library: :func:`keras_colorize.export.export_lib.export_tflite`.
 
+A guided model (trained with ``--hints``) converts to the guided variant of
+each file (inputs ``L``, ``hints``, ``reference``; ``kc-litert --hints``): full-int8
+calibration feeds hints simulated from the calibration photos' ground truth,
+and the report measures every variant against Keras without and with hints.
+
 Exit status: 0 written; 2 bad arguments or configuration (a missing or
 unparsable flag, an unknown variant, int8 without calibration data, existing
 files without ``--overwrite``, the ``[litert]`` extra not installed), as one

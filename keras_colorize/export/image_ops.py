@@ -18,6 +18,10 @@ runs eagerly around the TFLite interpreter, so both produce the same pixels:
    the one shared with the colorize CLI, and :func:`~keras_colorize.inference.merge.merge_graph`);
    that module imports neither Pillow nor :mod:`keras_colorize.inference.api`.
 
+For a guided model's ``colorize_guided`` signature, :func:`guided_inputs` turns
+the request's hint points and reference photos into the model's ``hints`` and
+``reference`` inputs (:mod:`keras_colorize.guidance.hint_ops`).
+
 All functions work on one image (no batch axis) so they can sit inside
 ``tf.map_fn`` over a batch of differently sized images.
 """
@@ -224,10 +228,10 @@ def _format_known(image_bytes):
     ]))
 
 
-def _assert_each(ok, message, *details):
-    """Fails with ``"<key>[i]: <message>"`` for the first ``i`` where ``ok`` is False."""
+def _assert_each(ok, message, *details, key=None):
+    """Fails with ``"<key>[i]: <message>"`` for the first ``i`` where ``ok`` is False (key: ``image_bytes``)."""
     first = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)
-    parts = [tf.strings.join([INPUT_KEY, "[", tf.strings.as_string(first), "]: ", message])]
+    parts = [tf.strings.join([key or INPUT_KEY, "[", tf.strings.as_string(first), "]: ", message])]
     parts += [tf.gather(d, first) for d in details]
     return tf.debugging.Assert(tf.reduce_all(ok), parts)
 
@@ -292,6 +296,91 @@ def model_inputs(image_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS):
         checks.append(_assert_each(pixels[:, 0] * pixels[:, 1] > 0, "image has no pixels"))
     with tf.control_dependencies(checks):
         return tf.identity(tf.gather(inputs, position))
+
+
+# ---------------------------------------------------------------------------
+# A guided request (``colorize_guided``): hint points and a reference photo per image
+# ---------------------------------------------------------------------------
+
+POINTS_KEY, COLORS_KEY, SIZES_KEY, REFERENCE_KEY = "points", "colors_ab", "sizes", "reference_bytes"
+
+
+def guided_inputs(count, points, colors_ab, sizes, reference_bytes, image_size, max_pixels=DEFAULT_MAX_PIXELS):
+    """A guided request's hints -> the model's ``hints`` ``(N, S, S, 3)`` and ``reference`` ``(N, R)``.
+
+    Rows are images, as ``image_bytes``; images with fewer points than the
+    request's ``P`` are padded with points of size 0. Every row is checked;
+    the first bad one fails the request (``InvalidArgumentError``) naming it:
+    ``points[1]: a point lies outside the image ...``.
+
+    Args:
+      count: number of images in the request (``N``).
+      points: ``(N, P, 2)`` float (x, y) as fractions of the upright image's
+        width and height, in [0, 1]; mapped onto the model's grid as
+        ``x * S`` (the commands resize the whole photo to S x S).
+      colors_ab: ``(N, P, 2)`` float a*b* in Lab units, in [-128, 128].
+      sizes: ``(N, P)`` int patch sides in model-grid pixels, 1..9; 0 = padding.
+      reference_bytes: ``(N,)`` encoded reference photo of each image; ``b""`` for none.
+      image_size: the model's side S.
+      max_pixels: largest accepted reference photo.
+
+    Returns:
+      ``(hints, reference)`` painted with :func:`keras_colorize.guidance.hint_ops.paint_hints`
+      and :func:`keras_colorize.guidance.hint_ops.reference_vector`.
+    """
+    from keras_colorize.guidance import hint_ops  # noqa: PLC0415 - only guided models need it
+    from keras_colorize.guidance import spec  # noqa: PLC0415
+
+    points = tf.convert_to_tensor(points, tf.float32)
+    colors_ab = tf.convert_to_tensor(colors_ab, tf.float32)
+    sizes = tf.convert_to_tensor(sizes, tf.int32)
+    reference_bytes = tf.convert_to_tensor(reference_bytes, tf.string)
+    rows = tf.stack([tf.shape(points)[0], tf.shape(colors_ab)[0], tf.shape(sizes)[0], tf.size(reference_bytes)])
+    per_image = tf.stack([tf.shape(points)[1], tf.shape(colors_ab)[1], tf.shape(sizes)[1]])
+    shapes_ok = tf.debugging.Assert(
+        tf.logical_and(tf.reduce_all(tf.equal(rows, tf.cast(count, tf.int32))),
+                       tf.reduce_all(tf.equal(per_image, per_image[0]))),
+        ["points (N, P, 2), colors_ab (N, P, 2), sizes (N, P) and reference_bytes (N,) must have one row per "
+         "image in image_bytes and the same P; rows of points, colors_ab, sizes, reference_bytes, images:",
+         rows, count, "; P of points, colors_ab, sizes:", per_image])
+    with tf.control_dependencies([shapes_ok]):
+        used = sizes > 0
+    finite = lambda x: tf.reduce_all(tf.math.is_finite(x), axis=-1)  # noqa: E731
+    inside = tf.reduce_all((points >= 0.0) & (points <= 1.0), axis=-1) & finite(points)
+    in_gamut = tf.reduce_all(tf.abs(colors_ab) <= spec.HINT_AB_SCALE, axis=-1) & finite(colors_ab)
+    checks = [
+        _assert_each(tf.reduce_all((sizes >= 0) & (sizes <= spec.MAX_PATCH), axis=-1),
+                     f"a size is outside 0..{spec.MAX_PATCH} (patch side in model-grid pixels; 0 = no point); "
+                     "sizes =", sizes, key=SIZES_KEY),
+        _assert_each(tf.reduce_all(inside | ~used, axis=-1),
+                     "a point lies outside the image (x, y are fractions of its width and height, in [0, 1]); "
+                     "points =", points, key=POINTS_KEY),
+        _assert_each(tf.reduce_all(in_gamut | ~used, axis=-1),
+                     "a colour is not an a*b* pair in [-128, 128]; colors_ab =", colors_ab, key=COLORS_KEY),
+    ]
+    given = tf.strings.length(reference_bytes) > 0
+    with tf.control_dependencies(checks):
+        known = tf.map_fn(_format_known, reference_bytes, fn_output_signature=tf.bool)
+    checks.append(_assert_each(known | ~given, "Unknown image file format (not JPEG, PNG, GIF, BMP or WebP); "
+                               "send b'' for no reference", key=REFERENCE_KEY))
+
+    def paint(row):
+        row_points, row_colors, row_sizes = row
+        keep = row_sizes > 0
+        return hint_ops.paint_hints(tf.boolean_mask(row_points, keep) * float(image_size),
+                                    tf.boolean_mask(row_colors, keep), tf.boolean_mask(row_sizes, keep), image_size)
+
+    def histogram(data):
+        return tf.cond(tf.strings.length(data) > 0,
+                       lambda: hint_ops.reference_vector(decode_rgb(data, max_pixels)),
+                       lambda: hint_ops.no_reference())
+
+    with tf.control_dependencies(checks):
+        hints = tf.map_fn(paint, (points, colors_ab, sizes),
+                          fn_output_signature=tf.TensorSpec([image_size, image_size, spec.HINT_CHANNELS], tf.float32))
+        reference = tf.map_fn(histogram, reference_bytes,
+                              fn_output_signature=tf.TensorSpec([spec.REFERENCE_SIZE], tf.float32))
+    return hints, reference
 
 
 def encode(rgb_uint8, output_format="jpeg", jpeg_quality=95):

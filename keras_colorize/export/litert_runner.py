@@ -1,7 +1,10 @@
 """Run a TFLite colorizer with LiteRT (``ai-edge-litert``), from Python or the command line.
 
 The model file holds the network only (input ``L`` (1, S, S, 1) = L*/100,
-outputs ``ab`` and, with a class head, ``class_probabilities``). Reading the
+outputs ``ab`` and, with a class head, ``class_probabilities``; a guided
+model's file also takes ``hints`` (1, S, S, 3) and ``reference`` (1, R), see
+:mod:`keras_colorize.guidance.spec`, which ``--hints``/``--reference`` fill in
+through :func:`keras_colorize.guidance.hint_file.model_inputs`). Reading the
 image, the full-resolution merge and writing are those of the colorize CLI
 (:mod:`keras_colorize.inference.api`, :mod:`keras_colorize.inference.images`): L* of the
 whole image, resized to the model's size; the predicted a*b* upsampled and
@@ -13,6 +16,8 @@ needs the ``[litert]`` extra, exit status in :func:`main`)::
     kc-litert --model=models/tflite/colorizer_dynamic_int8.tflite \\
         --input=scan.jpg --output=scan_color.jpg        # several: --input=a.jpg,b.png --output=out_dir
     kc-litert --model=scenes --input=scan.jpg --output=scan_color.jpg
+    kc-litert --model=colorizer_float16.tflite --input=scan.jpg --hints=scan.jpg.hints.json \
+        --output=scan_color.jpg                          # a guided model: colour hints (and --reference=PHOTO)
 
 A bundled model name (:mod:`keras_colorize.pretrained`) is converted once to
 float32 TFLite into the cache folder (``$KERAS_COLORIZE_CACHE``, default
@@ -37,6 +42,8 @@ import sys
 
 import numpy as np
 
+from keras_colorize.guidance.hint_file import NoHintInputsError  # noqa: F401 - raised here, part of this API
+from keras_colorize.guidance import hint_file
 from keras_colorize.inference import images
 from keras_colorize.inference import api
 from keras_colorize import pretrained
@@ -107,6 +114,12 @@ def _dequantize(x, detail):
 class LiteRTPredictor:
     """``(B, S, S, 1)`` L/100 -> ``{"ab": (B, S, S, 2), "class_probabilities": (B, C)}`` with LiteRT.
 
+    A guided model's file (converted from a model with ``hints=True``) has the
+    inputs ``L``, ``hints`` (1, S, S, 3) and ``reference`` (1, R)
+    (:mod:`keras_colorize.guidance.spec`); :attr:`guided` says so, and
+    :meth:`predict` takes the hint inputs (zeros when not given: automatic
+    colorization).
+
     Args:
       model_path: ``.tflite`` file from :mod:`keras_colorize.export.tflite`.
       num_threads: CPU threads for the interpreter (XNNPACK); 2 on this project's machine.
@@ -114,6 +127,7 @@ class LiteRTPredictor:
 
     def __init__(self, model_path, num_threads=2):
         from keras_colorize import cli  # noqa: PLC0415
+        from keras_colorize.guidance import spec  # noqa: PLC0415
 
         Interpreter = cli.require_extra("ai_edge_litert.interpreter", "litert").Interpreter  # noqa: N806 - optional
 
@@ -130,48 +144,94 @@ class LiteRTPredictor:
         if len(signatures) != 1:
             raise ValueError(f"model_path {str(path)!r}: expected one signature, got {list(signatures)}")
         self._runner = self._interpreter.get_signature_runner(next(iter(signatures)))
-        inputs = self._runner.get_input_details()
-        if list(inputs) != ["L"]:
-            raise ValueError(f"model_path {str(path)!r}: expected one input 'L', got {list(inputs)}")
-        self._input = inputs["L"]
+        self._inputs = self._runner.get_input_details()
+        guided_names = sorted((spec.L_INPUT, spec.HINTS_INPUT, spec.REFERENCE_INPUT))
+        if sorted(self._inputs) not in (["L"], guided_names):
+            raise ValueError(f"model_path {str(path)!r}: expected the input 'L' (or 'L', 'hints', 'reference' of a "
+                             f"guided model), got {list(self._inputs)}")
+        self.guided = len(self._inputs) == 3
+        self._input = self._inputs["L"]
         shape = tuple(int(d) for d in self._input["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 1 or shape[1] != shape[2]:
             raise ValueError(f"model_path {str(path)!r}: input L must be (1, S, S, 1), got {shape}")
-        self._outputs = self._runner.get_output_details()
         self.image_size = shape[1]
+        if self.guided:
+            want = {spec.HINTS_INPUT: (1, shape[1], shape[1], spec.HINT_CHANNELS),
+                    spec.REFERENCE_INPUT: (1, spec.REFERENCE_SIZE)}
+            for name, expected in want.items():
+                got = tuple(int(d) for d in self._inputs[name]["shape"])
+                if got != expected:
+                    raise ValueError(f"model_path {str(path)!r}: input {name} must be {expected}, got {got}")
+        self._path = path
+        self._outputs = self._runner.get_output_details()
         self.batch_dim = 1
         self.output_names = tuple(self._outputs)
 
-    def predict(self, l_input):
-        """All outputs for a batch ``(B, S, S, 1)`` (or one ``(S, S, 1)``) of L/100."""
+    def _batch(self, name, value, count, tail):
+        """``value`` as a float32 ``(count,) + tail`` array (one example without the batch axis is fine)."""
+        value = np.asarray(value, np.float32)
+        if value.shape == tail:
+            value = value[None]
+        if value.shape != (count,) + tail:
+            raise ValueError(f"{name} must have shape ({count}, {', '.join(map(str, tail))}) (one per image), "
+                             f"got {value.shape}")
+        return value
+
+    def predict(self, l_input, hints=None, reference=None):
+        """All outputs for a batch ``(B, S, S, 1)`` (or one ``(S, S, 1)``) of L/100.
+
+        Args:
+          l_input: ``(B, S, S, 1)`` L/100.
+          hints: a guided model's hint maps ``(B, S, S, 3)``; None = no hints.
+          reference: a guided model's reference inputs ``(B, R)``; None = no reference.
+
+        Raises:
+          NoHintInputsError: hints or a reference for a model without hint inputs.
+        """
+        from keras_colorize.guidance import spec  # noqa: PLC0415
+
+        if not self.guided and (hints is not None or reference is not None):
+            raise NoHintInputsError(hint_file.no_hint_inputs_message(self._path, "hints and a reference"))
         l_input = np.asarray(l_input, np.float32)
         if l_input.ndim == 3:
             l_input = l_input[None]
         expected = (self.image_size, self.image_size, 1)
         if l_input.ndim != 4 or l_input.shape[1:] != expected:
             raise ValueError(f"l_input must have shape (B, {expected[0]}, {expected[1]}, 1), got {l_input.shape}")
+        feeds = {"L": l_input}
+        if self.guided:
+            count = len(l_input)
+            hint_shape = (self.image_size, self.image_size, spec.HINT_CHANNELS)
+            feeds[spec.HINTS_INPUT] = (np.zeros((count,) + hint_shape, np.float32) if hints is None
+                                       else self._batch("hints", hints, count, hint_shape))
+            feeds[spec.REFERENCE_INPUT] = (np.zeros((count, spec.REFERENCE_SIZE), np.float32) if reference is None
+                                           else self._batch("reference", reference, count, (spec.REFERENCE_SIZE,)))
         results = {name: [] for name in self._outputs}
-        for one in l_input:
-            x = one[None]
-            if self._input["dtype"] != np.float32:
-                x = _quantize(x, self._input)
-            outputs = self._runner(L=x)
+        for n in range(len(l_input)):
+            one = {}
+            for name, value in feeds.items():
+                x = value[n:n + 1]
+                detail = self._inputs[name]
+                one[name] = x if detail["dtype"] == np.float32 else _quantize(x, detail)
+            outputs = self._runner(**one)
             for name, value in outputs.items():
                 results[name].append(_dequantize(value, self._outputs[name]))
         return {name: np.concatenate(values) if values else np.zeros((0,) + tuple(self._outputs[name]["shape"][1:]),
                                                                      np.float32)
                 for name, values in results.items()}
 
-    def __call__(self, l_input):
+    def __call__(self, l_input, hints=None, reference=None):
         """``(B, S, S, 1)`` -> a*b* ``(B, S, S, 2)`` (the predictor interface of :mod:`keras_colorize.inference.api`)."""
-        return self.predict(l_input)["ab"]
+        return self.predict(l_input, hints, reference)["ab"]
 
 
 class LiteRTColorizer(api.Colorizer):
     """:class:`keras_colorize.inference.api.Colorizer` running a ``.tflite`` model with LiteRT.
 
     Same API and same pixels as the Keras/SavedModel colorizer (full-resolution
-    merge, gray/RGBA/16-bit inputs); only the network runs in LiteRT.
+    merge, gray/RGBA/16-bit inputs); only the network runs in LiteRT. A guided
+    model's file takes hints the same way:
+    ``colorize("scan.jpg", hints="scan.jpg.hints.json", reference="sunset.jpg")``.
     """
 
     def __init__(self, model_path, *, num_threads=2, batch_size=1):  # noqa: D107 - see class docstring
@@ -181,12 +241,13 @@ class LiteRTColorizer(api.Colorizer):
         self.image_size = self._predictor.image_size
         self.batch_size = batch_size
 
-    def predict(self, l_input):
-        """All network outputs (``ab``, ``class_probabilities``) for ``(B, S, S, 1)`` L/100."""
-        return self._predictor.predict(l_input)
+    def predict(self, l_input, hints=None, reference=None):
+        """All network outputs (``ab``, ``class_probabilities``) for ``(B, S, S, 1)`` L/100 (and a guided model's hints)."""
+        return self._predictor.predict(l_input, hints, reference)
 
 
-def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, progress=True):
+def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, progress=True, hints=None,
+                   reference=None):
     """Colorizes image files with a ``.tflite`` model; writes each atomically.
 
     Args:
@@ -195,13 +256,28 @@ def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, p
       output: a file path (one input) or a folder (any number of inputs;
         files keep their names and formats).
       overwrite: replace existing outputs; never an input file.
+      hints: a hint file (JSON, :mod:`keras_colorize.guidance.hint_file`) for
+        the one input photo; needs a guided model.
+      reference: a reference photo (its palette steers the colours) for every
+        input whose hint file names none, as :meth:`Colorizer.colorize
+        <keras_colorize.inference.api.Colorizer.colorize>`. Needs a guided model.
 
     Returns:
       list of written paths.
+
+    Raises:
+      NoHintInputsError: hints or a reference for a model without hint inputs
+        (nothing is written).
     """
     inputs = [pathlib.Path(p) for p in inputs]
     if not inputs:
         raise ValueError("inputs must name at least one image file")
+    if hints and len(inputs) != 1:
+        raise ValueError(f"hints are for one photo (its points are in that photo's coordinates), got {len(inputs)} "
+                         "inputs")
+    for name, path in (("hints", hints), ("reference", reference)):
+        if path and not pathlib.Path(path).is_file():
+            raise ValueError(f"{name} file {str(path)!r} does not exist")
     missing = [str(p) for p in inputs if not p.is_file()]
     if missing:
         raise ValueError(f"input files do not exist: {missing}")
@@ -216,12 +292,28 @@ def colorize_files(model_path, inputs, output, num_threads=2, overwrite=False, p
             raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     colorizer = LiteRTColorizer(tflite_for(model_path, print if progress else (lambda message: None)),
                                 num_threads=num_threads)
+    guidance = None
+    if hints or reference:
+        if not colorizer.guided:
+            given = " and ".join(f"--{n}" for n, v in (("hints", hints), ("reference", reference)) if v)
+            raise NoHintInputsError(hint_file.no_hint_inputs_message(model_path, given))
+        # HintFileError (a ValueError: exit status 2) for a bad file or reference, before any image is written.
+        guidance = (hint_file.Hints.load(hints) if hints else None,
+                    hint_file.reference_input(reference) if reference else None)
+    first = None
+    if guidance is not None and guidance[0] is not None:  # the points must lie inside the (one) photo
+        first = images.read_image(inputs[0])
+        guidance[0].check_photo(first.width, first.height)
     from tqdm import tqdm  # noqa: PLC0415
 
     written = []
     for source, target in tqdm(list(zip(inputs, targets)), disable=not progress, unit="image"):
-        picture = images.read_image(source)
-        (rgb, alpha), = colorizer.colorize_pictures([picture])
+        picture = first if first is not None and source == inputs[0] else images.read_image(source)
+        if guidance is None:
+            (rgb, alpha), = colorizer.colorize_pictures([picture])
+        else:
+            (rgb, alpha), = colorizer.colorize_pictures([picture], None if guidance[0] is None else [guidance[0]],
+                                                        guidance[1])
         image_format = images.format_for_path(target) or picture.format
         images.write_image(target, rgb, alpha=alpha, image_format=image_format, dpi=picture.dpi)
         written.append(target)
@@ -237,6 +329,10 @@ def _define_flags():
     flags.DEFINE_string("output", None, "Output file (one input) or folder (outputs keep the input names).")
     flags.DEFINE_integer("num_threads", 2, "LiteRT CPU threads.")
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never an input).")
+    flags.DEFINE_string("hints", None, "Hint file (JSON: colour points, optional reference photo) for the one "
+                        "--input photo; needs a guided model (converted from a model with hints=True).")
+    flags.DEFINE_string("reference", None, "Reference photo whose palette steers every --input whose hint file "
+                        "names none; needs a guided model.")
     flags.mark_flags_as_required(["model", "input", "output"])
 
 
@@ -250,7 +346,9 @@ def main(argv):
     (the images before it are written); 2 bad arguments or configuration (a
     missing or unparsable flag, a missing model or input, an output that exists
     without ``--overwrite`` or would overwrite an input, the ``[litert]`` extra
-    not installed), as one line ``kc-litert: error: ...``.
+    not installed, ``--hints``/``--reference`` for a model without hint inputs,
+    a bad hint file or reference photo), as one line ``kc-litert: error: ...``;
+    nothing is written then.
     """
     from absl import flags  # noqa: PLC0415
 
@@ -261,7 +359,7 @@ def main(argv):
     flag_values = flags.FLAGS
     try:
         written = colorize_files(flag_values.model, flag_values.input, flag_values.output, flag_values.num_threads,
-                                 flag_values.overwrite)
+                                 flag_values.overwrite, hints=flag_values.hints, reference=flag_values.reference)
     except images.ImageReadError as e:  # an input that is not a readable image: the run failed (status 1)
         print(f"{COMMAND}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1

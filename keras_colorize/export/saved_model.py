@@ -22,6 +22,30 @@ Signatures (names, dtypes and shapes are an API: clients and tests use them):
   outputs: ``ab``                  float32 ``(N, S, S, 2)``  (a*b* + 128) / 255
            ``class_probabilities`` float32 ``(N, C)``        softmax (models with a class head)
 
+A guided model (``hints=True``; :mod:`keras_colorize.guidance.spec`) keeps
+``serving_default`` and ``colorize_l`` as above (zero hints and no reference
+are fed inside the graph: automatic colorization) and adds:
+
+``colorize_guided`` (encoded images with colour hints; rows are images, as in ``serving_default``)
+  inputs:  ``image_bytes``     string  ``(N,)``       as in ``serving_default``
+           ``points``          float32 ``(N, P, 2)``  (x, y) of each hint as fractions of the upright
+                                                      image's width and height, in [0, 1]
+           ``colors_ab``       float32 ``(N, P, 2)``  its a*b* colour (CIE Lab units, in [-128, 128])
+           ``sizes``           int32   ``(N, P)``     its patch side in model-grid pixels (1..9);
+                                                      0 = padding, so images may have fewer than P points
+           ``reference_bytes`` string  ``(N,)``       a reference photo (its palette steers the whole
+                                                      image), ``""`` for none
+  outputs: as ``serving_default``
+
+``colorize_l_guided`` (tensors at the model's size: the network's own inputs)
+  inputs:  ``L`` ``(N, S, S, 1)``, ``hints`` ``(N, S, S, 3)``, ``reference`` ``(N, R)`` float32
+  outputs: as ``colorize_l``
+
+The hint map and the reference histogram are painted in the graph with
+:func:`keras_colorize.guidance.hint_ops.paint_hints` and
+:func:`~keras_colorize.guidance.hint_ops.reference_vector`, the functions the
+commands use; a bad hint fails the request naming its row (``points[1]: ...``).
+
 Bad requests (bytes that are not an image, an empty string, an empty batch, an
 image over ``max_pixels``) fail the request with ``INVALID_ARGUMENT``; the
 server keeps running. One bad image fails the whole batch (TF Serving's
@@ -55,6 +79,9 @@ from keras_colorize.inference import merge
 
 SERVING_SIGNATURE = "serving_default"
 TENSOR_SIGNATURE = "colorize_l"
+#: Signatures of a guided model (``hints=True``) only.
+GUIDED_SIGNATURE = "colorize_guided"
+GUIDED_TENSOR_SIGNATURE = "colorize_l_guided"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,64 +114,138 @@ class ServingConfig:
                 )
 
 
+def _contract(model):
+    contract = model_contract.check_model_contract(model)  # ValueError naming what does not fit
+    if contract.ab_key != "ab":
+        raise ValueError("model outputs must be a dict with 'ab' (and optionally 'class') to be exported, got "
+                         f"{'a single output' if contract.ab_key is None else repr(contract.ab_key)}")
+    return contract
+
+
 def model_geometry(model):
     """(image_size, num_classes or None) of a colorizer, checked against the model contract.
 
     The shared check (:func:`keras_colorize.models.model_contract.check_model_contract`),
     plus what the signatures here need: the a*b* output under the key ``"ab"``.
     """
-    contract = model_contract.check_model_contract(model)  # ValueError naming what does not fit
-    if contract.ab_key != "ab":
-        raise ValueError("model outputs must be a dict with 'ab' (and optionally 'class') to be exported, got "
-                         f"{'a single output' if contract.ab_key is None else repr(contract.ab_key)}")
+    contract = _contract(model)
     return contract.image_size, contract.num_classes
 
 
-def _tensor_fn(model):
-    """L (N, S, S, 1) -> {'ab', 'class_probabilities'}."""
+def is_guided(model):
+    """Whether ``model`` takes the ``hints`` and ``reference`` inputs (checked against the contract)."""
+    return _contract(model).guided
+
+
+def _call(model, guided, l_input, hints=None, reference=None):
+    """The model's outputs on L; a guided model gets zero hints and no reference unless given."""
+    if not guided:
+        return model(l_input, training=False)
+    from keras_colorize.guidance import hint_ops  # noqa: PLC0415 - only guided models need it
+
+    batch = tf.shape(l_input)[0]
+    size = int(l_input.shape[1])
+    return model({"L": l_input,
+                  "hints": hint_ops.no_hints(size, batch) if hints is None else hints,
+                  "reference": hint_ops.no_reference(batch) if reference is None else reference}, training=False)
+
+
+def _tensor_outputs(outputs):
+    result = {"ab": tf.cast(outputs["ab"], tf.float32)}
+    if "class" in outputs:
+        result["class_probabilities"] = tf.cast(outputs["class"], tf.float32)
+    return result
+
+
+def _tensor_fn(model, guided=False):
+    """L (N, S, S, 1) -> {'ab', 'class_probabilities'} (a guided model: zero hints, no reference)."""
 
     def colorize_l(L):  # noqa: N803 (the signature's input key is the paper's name)
-        outputs = model(L, training=False)
-        result = {"ab": tf.cast(outputs["ab"], tf.float32)}
-        if "class" in outputs:
-            result["class_probabilities"] = tf.cast(outputs["class"], tf.float32)
-        return result
+        return _tensor_outputs(_call(model, guided, L))
 
     return colorize_l
 
 
-def _image_fn(model, image_size, config):
-    """image_bytes (N,) -> colorized_bytes (N,) + class outputs."""
+def _guided_tensor_fn(model):
+    """L (N, S, S, 1), hints (N, S, S, 3), reference (N, R) -> {'ab', 'class_probabilities'}."""
+
+    def colorize_l_guided(L, hints, reference):  # noqa: N803
+        return _tensor_outputs(_call(model, True, L, hints, reference))
+
+    return colorize_l_guided
+
+
+def _image_outputs(image_bytes, outputs, config):
+    """The encoded images' outputs: colorized_bytes (N,) + class outputs, from the model's outputs."""
     max_pixels = int(config.max_pixels)
-    names = None if config.class_names is None else tf.constant(list(config.class_names), tf.string)
 
     def finish(args):
-        image_bytes, ab_target = args
-        rgb = image_ops.decode_rgb(image_bytes, max_pixels)
+        one, ab_target = args
+        rgb = image_ops.decode_rgb(one, max_pixels)
         merged = merge.merge_graph(color.rgb_to_l(rgb), ab_target)
         return image_ops.encode(merged, config.output_format, config.jpeg_quality)
+
+    ab = tf.cast(outputs["ab"], tf.float32)
+    result = {"colorized_bytes": tf.map_fn(finish, (image_bytes, ab), fn_output_signature=tf.TensorSpec([], tf.string))}
+    if "class" in outputs:
+        probabilities = tf.cast(outputs["class"], tf.float32)
+        index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        result["class_index"] = index
+        result["class_probability"] = tf.reduce_max(probabilities, axis=-1)
+        if config.class_names is not None:
+            result["class_name"] = tf.gather(tf.constant(list(config.class_names), tf.string), index)
+    return result
+
+
+def _image_fn(model, image_size, config, guided=False):
+    """image_bytes (N,) -> colorized_bytes (N,) + class outputs (a guided model: zero hints, no reference)."""
 
     def serving_default(image_bytes):
         # Every image is checked before the model runs; a bad one fails the whole request (TF Serving's
         # semantics for a batch) with INVALID_ARGUMENT naming it: "image_bytes[1]: ...".
-        inputs = image_ops.model_inputs(image_bytes, image_size, max_pixels)
-        outputs = model(inputs, training=False)
-        ab = tf.cast(outputs["ab"], tf.float32)
-        result = {
-            "colorized_bytes": tf.map_fn(
-                finish, (image_bytes, ab), fn_output_signature=tf.TensorSpec([], tf.string)
-            )
-        }
-        if "class" in outputs:
-            probabilities = tf.cast(outputs["class"], tf.float32)
-            index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            result["class_index"] = index
-            result["class_probability"] = tf.reduce_max(probabilities, axis=-1)
-            if names is not None:
-                result["class_name"] = tf.gather(names, index)
-        return result
+        inputs = image_ops.model_inputs(image_bytes, image_size, int(config.max_pixels))
+        return _image_outputs(image_bytes, _call(model, guided, inputs), config)
 
     return serving_default
+
+
+def _guided_image_fn(model, image_size, config):
+    """image_bytes (N,) + points, colors_ab, sizes, reference_bytes -> what serving_default returns."""
+
+    def colorize_guided(image_bytes, points, colors_ab, sizes, reference_bytes):
+        inputs = image_ops.model_inputs(image_bytes, image_size, int(config.max_pixels))
+        hints, reference = image_ops.guided_inputs(tf.size(image_bytes), points, colors_ab, sizes, reference_bytes,
+                                                   image_size, int(config.max_pixels))
+        return _image_outputs(image_bytes, _call(model, True, inputs, hints, reference), config)
+
+    return colorize_guided
+
+
+def guided_input_signature():
+    """The ``colorize_guided`` inputs, in argument order (names, dtypes and shapes are the API)."""
+    return [
+        tf.TensorSpec([None], tf.string, name=image_ops.INPUT_KEY),
+        tf.TensorSpec([None, None, 2], tf.float32, name=image_ops.POINTS_KEY),
+        tf.TensorSpec([None, None, 2], tf.float32, name=image_ops.COLORS_KEY),
+        tf.TensorSpec([None, None], tf.int32, name=image_ops.SIZES_KEY),
+        tf.TensorSpec([None], tf.string, name=image_ops.REFERENCE_KEY),
+    ]
+
+
+def _guided_tensor_spec(batch_size, image_size):
+    from keras_colorize.guidance import spec  # noqa: PLC0415
+
+    return [
+        tf.TensorSpec([batch_size, image_size, image_size, 1], tf.float32, name=spec.L_INPUT),
+        tf.TensorSpec([batch_size, image_size, image_size, spec.HINT_CHANNELS], tf.float32, name=spec.HINTS_INPUT),
+        tf.TensorSpec([batch_size, spec.REFERENCE_SIZE], tf.float32, name=spec.REFERENCE_INPUT),
+    ]
+
+
+def signature_names(model):
+    """The signatures :func:`build_export_archive` writes for ``model`` (with the image signatures)."""
+    names = [SERVING_SIGNATURE, TENSOR_SIGNATURE]
+    return names + [GUIDED_SIGNATURE, GUIDED_TENSOR_SIGNATURE] if is_guided(model) else names
 
 
 def build_export_archive(model, config=None, batch_size=None, image_signature=True):
@@ -152,19 +253,23 @@ def build_export_archive(model, config=None, batch_size=None, image_signature=Tr
 
     Args:
       model: colorizer following the model contract (input ``L`` (S, S, 1),
-        outputs dict with ``ab`` and optionally ``class``).
+        or a guided model's ``L``, ``hints``, ``reference``; outputs dict with
+        ``ab`` and optionally ``class``).
       config: :class:`ServingConfig` for the image signature.
       batch_size: fixed batch size of the tensor signature (``1`` for TFLite),
         ``None`` for any.
-      image_signature: add ``serving_default`` on encoded images; without it
-        the tensor signature is the default one (what TFLite converts).
+      image_signature: add ``serving_default`` on encoded images (and, for a
+        guided model, ``colorize_guided``); without it the tensor signature is
+        the default one (what TFLite converts): on ``L`` only, or on ``L``,
+        ``hints`` and ``reference`` for a guided model.
 
     Returns:
       The archive; ``archive.write_out(path)`` writes the SavedModel.
     """
     config = config or ServingConfig()
-    image_size, num_classes = model_geometry(model)
-    config.validate(num_classes)
+    contract = _contract(model)
+    image_size, guided = contract.image_size, contract.guided
+    config.validate(contract.num_classes)
     archive = keras.export.ExportArchive()
     # No archive.track(model): endpoints capture the variables they use, and
     # tracking the model as well would store every weight twice (the Keras
@@ -175,10 +280,18 @@ def build_export_archive(model, config=None, batch_size=None, image_signature=Tr
     if image_signature:
         archive.add_endpoint(
             SERVING_SIGNATURE,
-            _image_fn(model, image_size, config),
+            _image_fn(model, image_size, config, guided),
             input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
         )
-        archive.add_endpoint(TENSOR_SIGNATURE, _tensor_fn(model), input_signature=[l_spec])
+        archive.add_endpoint(TENSOR_SIGNATURE, _tensor_fn(model, guided), input_signature=[l_spec])
+        if guided:
+            archive.add_endpoint(GUIDED_SIGNATURE, _guided_image_fn(model, image_size, config),
+                                 input_signature=guided_input_signature())
+            archive.add_endpoint(GUIDED_TENSOR_SIGNATURE, _guided_tensor_fn(model),
+                                 input_signature=_guided_tensor_spec(batch_size, image_size))
+    elif guided:
+        archive.add_endpoint(SERVING_SIGNATURE, _guided_tensor_fn(model),
+                             input_signature=_guided_tensor_spec(batch_size, image_size))
     else:
         archive.add_endpoint(SERVING_SIGNATURE, _tensor_fn(model), input_signature=[l_spec])
     return archive
@@ -208,7 +321,8 @@ def _write_metadata(directory, model, config):
         "model_name": model.name,
         "image_size": image_size,
         "num_classes": num_classes,
-        "signatures": [SERVING_SIGNATURE, TENSOR_SIGNATURE],
+        "guided": is_guided(model),
+        "signatures": signature_names(model),
         "serving_config": {**dataclasses.asdict(config),
                            "class_names": list(config.class_names) if config.class_names else None},
     }
@@ -220,26 +334,36 @@ def _write_metadata(directory, model, config):
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 
 
-def _write_warmup(directory):
-    """One ``serving_default`` request TF Serving replays at load time.
+def _write_warmup(directory, guided=False):
+    """One request per image signature that TF Serving replays at load time.
 
     Without it the first real request pays for graph initialization and
     kernel selection; with it the model is marked available only when warm.
-    The request is a small gray PNG, so the merge path runs too.
+    The request is a small gray PNG, so the merge path runs too; a guided
+    model's ``colorize_guided`` request adds one hint point and the same PNG
+    as reference photo.
     """
     cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving")  # names the extra if it is missing
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2  # noqa: PLC0415
 
     png = tf.io.encode_png(tf.fill([32, 48, 3], tf.constant(128, tf.uint8))).numpy()
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(signature_name=SERVING_SIGNATURE),
-        inputs={"image_bytes": tf.make_tensor_proto([png], dtype=tf.string)},
-    )
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    requests = [(SERVING_SIGNATURE, {image_ops.INPUT_KEY: tf.make_tensor_proto([png], dtype=tf.string)})]
+    if guided:
+        requests.append((GUIDED_SIGNATURE, {
+            image_ops.INPUT_KEY: tf.make_tensor_proto([png], dtype=tf.string),
+            image_ops.POINTS_KEY: tf.make_tensor_proto([[[0.5, 0.5]]], dtype=tf.float32),
+            image_ops.COLORS_KEY: tf.make_tensor_proto([[[20.0, -30.0]]], dtype=tf.float32),
+            image_ops.SIZES_KEY: tf.make_tensor_proto([[3]], dtype=tf.int32),
+            image_ops.REFERENCE_KEY: tf.make_tensor_proto([png], dtype=tf.string),
+        }))
     path = pathlib.Path(directory) / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(log.SerializeToString())
+        for signature, inputs in requests:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature),
+                                                 inputs=inputs)
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
 
 
 def check_target(output, version, overwrite=False):
@@ -334,7 +458,7 @@ def export_saved_model(model, output, version, config=None, overwrite=False, fol
         archive.write_out(str(staging / "model"), verbose=False)
         _write_metadata(staging / "model", model, config or ServingConfig())
         if warmup:
-            _write_warmup(staging / "model")
+            _write_warmup(staging / "model", is_guided(model))
         if target.exists():
             retired = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{number}-{os.getpid()}-", dir=output))
             os.replace(target, retired / "model")

@@ -32,6 +32,13 @@ Variants (:data:`VARIANTS`):
                   Optional (not in :data:`VARIANTS`, the default set): XNNPACK has no
                   int16 kernels, so LiteRT runs it ~15x slower than float32.
 
+A guided model (``hints=True``) converts the same way into a **guided
+variant** of each: the file takes ``L``, ``hints`` (1, S, S, 3) and
+``reference`` (1, R) (:mod:`keras_colorize.guidance.spec`); zeros in the last
+two are automatic colorization. Its full-int8 calibration feeds hints
+simulated from the calibration photos' ground truth (:func:`simulated_guidance`,
+the training distribution), and the hint inputs keep their min/max ranges.
+
 How close each comes to the float32 Keras model is :data:`TOLERANCES` (mean
 |a*b* difference|, model units) and is measured by
 :mod:`keras_colorize.export.tflite_report`. On a trained model full int8 does
@@ -99,15 +106,44 @@ def check_variants(variants):
     return variants
 
 
-def calibration_dataset(file_pattern, image_size, num_steps=DEFAULT_CALIBRATION_STEPS):
+#: Seed of the hints simulated for a guided model's calibration (example i uses [seed, i]).
+CALIBRATION_HINT_SEED = 2017
+GUIDED_INPUTS = ("L", "hints", "reference")
+
+
+def simulated_guidance(l_input, ab_target, step):
+    """``{"L", "hints", "reference"}`` for one ``(1, S, S, *)`` example, hints simulated from its ground truth.
+
+    The training distribution (:func:`keras_colorize.guidance.hint_ops.simulate_hints`:
+    geometric point counts, about 1/8 without points, the reference given to
+    about half), seeded by ``step``, so every pass over the calibration data
+    (the converter makes several) sees the same hints.
+    """
+    from keras_colorize import color  # noqa: PLC0415
+    from keras_colorize.guidance import hint_ops  # noqa: PLC0415
+
+    ab_target = tf.convert_to_tensor(ab_target, tf.float32)
+    rgb = color.model_to_rgb(l_input, ab_target)
+    hints, reference = hint_ops.simulate_hints(color.target_to_ab(ab_target), rgb,
+                                               tf.constant([CALIBRATION_HINT_SEED, int(step)]))
+    return {"L": tf.convert_to_tensor(l_input, tf.float32).numpy(), "hints": hints.numpy(),
+            "reference": reference.numpy()}
+
+
+def calibration_dataset(file_pattern, image_size, num_steps=DEFAULT_CALIBRATION_STEPS, guided=False):
     """Representative inputs for full-integer calibration, read from TFRecord shards.
 
     Uses :func:`keras_colorize.data.pipeline.make_dataset` with the evaluation
     view (resize short side, center crop: no augmentation), one image per step.
 
+    Args:
+      guided: for a guided model: each example also gets ``hints`` and
+        ``reference`` simulated from its ground truth (:func:`simulated_guidance`),
+        so the hint inputs and the layers they feed get calibrated ranges.
+
     Returns:
-      A zero-argument callable yielding ``{"L": (1, S, S, 1) float32}``, as the
-      TFLite converter wants.
+      A zero-argument callable yielding ``{"L": (1, S, S, 1) float32}`` (and
+      ``"hints"``, ``"reference"`` when guided), as the TFLite converter wants.
     """
     from keras_colorize.data import pipeline  # noqa: PLC0415 - only calibration reads shards
 
@@ -116,34 +152,56 @@ def calibration_dataset(file_pattern, image_size, num_steps=DEFAULT_CALIBRATION_
     dataset = pipeline.make_dataset(file_pattern, "val", image_size, 1, with_class=False).take(int(num_steps))
 
     def generate():
-        for l_input, _ in dataset:
-            yield {"L": l_input.numpy()}
+        for step, (l_input, targets) in enumerate(dataset):
+            yield simulated_guidance(l_input, targets["ab"], step) if guided else {"L": l_input.numpy()}
 
     return generate
 
 
-def photo_calibration(l_photos):
+def photo_calibration(l_photos, ab_photos=None):
     """Representative inputs from photos already in model units (``(N, S, S, 1)`` L/100).
 
-    E.g. ``photo_calibration(tflite_report.load_photos(files, 128)[0])``.
-    Returns a zero-argument callable yielding ``{"L": (1, S, S, 1) float32}``.
+    E.g. ``photo_calibration(tflite_report.load_photos(files, 128)[0])``; for a
+    guided model ``photo_calibration(*tflite_report.load_photos(files, 128))``:
+    with ``ab_photos`` (``(N, S, S, 2)`` (ab + 128) / 255) each example also gets
+    simulated ``hints`` and ``reference`` (:func:`simulated_guidance`).
+    Returns a zero-argument callable yielding ``{"L": (1, S, S, 1) float32}`` (and the hint inputs).
     """
     import numpy as np  # noqa: PLC0415
 
     l_photos = np.asarray(l_photos, np.float32)
     if l_photos.ndim != 4 or l_photos.shape[-1] != 1 or not len(l_photos):
         raise ValueError(f"l_photos must be a non-empty (N, S, S, 1) array, got shape {l_photos.shape}")
+    if ab_photos is not None:
+        ab_photos = np.asarray(ab_photos, np.float32)
+        if ab_photos.shape != l_photos.shape[:3] + (2,):
+            raise ValueError(f"ab_photos must be (N, S, S, 2) like l_photos {l_photos.shape}, got {ab_photos.shape}")
 
     def generate():
-        for one in l_photos:
-            yield {"L": one[None]}
+        for step, one in enumerate(l_photos):
+            yield simulated_guidance(one[None], ab_photos[step:step + 1], step) if ab_photos is not None \
+                else {"L": one[None]}
 
     return generate
+
+
+def _check_calibration_inputs(calibration, guided):
+    """ValueError when the representative dataset does not feed the model's inputs."""
+    first = next(iter(calibration()), None)
+    want = set(GUIDED_INPUTS if guided else ("L",))
+    if not isinstance(first, dict) or set(first) != want:
+        got = sorted(first) if isinstance(first, dict) else type(first).__name__
+        hint = (" (a guided model: calibration_dataset(..., guided=True) or photo_calibration(l, ab) simulate the "
+                "hints)" if guided else "")
+        raise ValueError(f"calibration must yield dicts with the model's inputs {sorted(want)}, got {got}{hint}")
 
 
 @contextlib.contextmanager
 def tflite_saved_model(model, fold_batch_norm=True):
     """A temporary SavedModel of ``model`` (BN folded, float32) with one ``L`` (1, S, S, 1) signature.
+
+    A guided model's signature takes its three inputs: ``L``, ``hints``
+    (1, S, S, 3) and ``reference`` (1, R).
 
     The network is rebuilt under the float32 policy whatever ``model``'s
     policy (a ``mixed_bfloat16`` model's bfloat16 graph does not convert).
@@ -231,18 +289,25 @@ def _int8_with_clipped_ranges(converter, calibration, percentile):
               if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1]
     interpreter = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
-    (input_detail,) = interpreter.get_input_details()
+    inputs = interpreter.get_signature_runner().get_input_details()  # name -> detail (L, and hints, reference)
     rng = np.random.default_rng(0)
     samples = {i: [] for i in ranged}
     for example in calibration():
-        interpreter.set_tensor(input_detail["index"], np.asarray(example["L"], np.float32))
+        for name, detail in inputs.items():
+            interpreter.set_tensor(detail["index"], np.asarray(example[name], np.float32))
         interpreter.invoke()
         for i in ranged:
             values = interpreter.get_tensor(i).ravel()
             if values.size > _CLIP_SAMPLES_PER_IMAGE:
                 values = rng.choice(values, _CLIP_SAMPLES_PER_IMAGE, replace=False)
             samples[i].append(np.asarray(values, np.float32))
+    # A guided model's hint inputs keep their calibrated (min/max) ranges: they are sparse (a hint map, a
+    # reference histogram: mostly zeros), so their central percentiles would cut into the hint values
+    # themselves (the mask's 1 among them) rather than into outliers.
+    sparse_inputs = {detail["index"] for name, detail in inputs.items() if name != "L"}
     for i in ranged:
+        if i in sparse_inputs:
+            continue
         low, high = np.percentile(np.concatenate(samples[i]), [100.0 - percentile, percentile])
         quantization = tensors[i].quantization
         quantization.min = [float(max(quantization.min[0], min(low, 0.0)))]
@@ -260,10 +325,12 @@ def convert_variants(model, output_dir, variants=VARIANTS, calibration=None, nam
 
     Args:
       model: the Keras colorizer (not modified; any dtype policy, converted as float32).
+        A guided model's files take its three inputs (``L``, ``hints``, ``reference``).
       output_dir: folder for the ``.tflite`` files (created).
       variants: subset of :data:`ALL_VARIANTS`.
       calibration: representative dataset (:func:`calibration_dataset`,
-        :func:`photo_calibration`), needed for :data:`CALIBRATED_VARIANTS`.
+        :func:`photo_calibration`), needed for :data:`CALIBRATED_VARIANTS`;
+        for a guided model it must yield the hint inputs too (``guided=True``).
       name: file-name prefix.
       overwrite: replace existing files; otherwise an existing file is an error
         raised before any conversion starts.
@@ -280,11 +347,13 @@ def convert_variants(model, output_dir, variants=VARIANTS, calibration=None, nam
     needing = [v for v in variants if v in CALIBRATED_VARIANTS]
     if needing and calibration is None:
         raise ValueError(f"variants include {needing} but no calibration data was given (calibration_shards)")
-    saved_model.model_geometry(model)
+    guided = saved_model.is_guided(model)
     paths = {v: variant_path(output_dir, v, name) for v in variants}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing} already exist; pass overwrite=True (--overwrite) to replace them")
+    if needing:
+        _check_calibration_inputs(calibration, guided)
     say = progress or (lambda message: None)
     with tflite_saved_model(model) as (path, pairs):
         say(f"folded {len(pairs)} BatchNormalization layers into their conv/Dense layers")

@@ -23,6 +23,13 @@ For each ``.tflite`` variant, on this machine's CPU:
   (:func:`keras_colorize.evaluation.metrics.paper_metrics`), and ``paper_mae_delta``, its
   difference to the Keras model's.
 
+A guided model (``hints=True``) is measured twice: the columns above without
+hints (its automatic case), and ``ab_mae_vs_keras_hints`` /
+``ab_max_abs_vs_keras_hints`` with hints given (:func:`report_hints`: a fixed
+number of points drawn from each photo's ground truth with a fixed seed, and
+the photo's own reference histogram). ``recommended`` then needs both means
+within the tolerance.
+
 Photos are read with the evaluation view of the data pipeline (short side
 resized to S, center crop; :func:`keras_colorize.data.preprocess.eval_image`).
 Latencies come from this report, run by the exporter; they are measurements
@@ -36,6 +43,7 @@ import pathlib
 import statistics
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -114,21 +122,67 @@ class VariantRow:
     paper_mae_delta: float
     tolerance: float
     recommended: bool
+    ab_mae_vs_keras_hints: Optional[float] = None  # guided models: with hints given (report_hints)
+    ab_max_abs_vs_keras_hints: Optional[float] = None
 
 
-def keras_reference_ab(model, l_photos, batch_size=8):
-    """a*b* of ``model`` rebuilt in float32 (what the ``.tflite`` files compute) on ``(N, S, S, 1)`` L/100."""
-    reference = bn_folding.as_float32(model)
+#: Points per photo of the report's "with hints" measurement (and the seed they are drawn with).
+REPORT_HINT_POINTS = 10
+REPORT_HINT_SEED = (21, 2017)
+
+
+def report_hints(l_photos, ab_photos, num_points=REPORT_HINT_POINTS):
+    """``(hints (N, S, S, 3), reference (N, R))``: the guided inputs the report measures with.
+
+    ``num_points`` points per photo drawn from its ground truth
+    (:func:`keras_colorize.guidance.hint_ops.sample_hints`, fixed seed) and the
+    photo's own reference histogram, so both kinds of hint are exercised.
+    """
+    from keras_colorize import color  # noqa: PLC0415
+    from keras_colorize.guidance import hint_ops  # noqa: PLC0415
+
+    ab_photos = tf.constant(np.asarray(ab_photos, np.float32))
+    hints = hint_ops.sample_hints(color.target_to_ab(ab_photos), num_points, tf.constant(REPORT_HINT_SEED))
+    reference = hint_ops.reference_histograms(color.model_to_rgb(np.asarray(l_photos, np.float32), ab_photos))
+    return hints.numpy(), reference.numpy()
+
+
+def keras_reference_ab(model, l_photos, batch_size=8, hints=None, reference=None):
+    """a*b* of ``model`` rebuilt in float32 (what the ``.tflite`` files compute) on ``(N, S, S, 1)`` L/100.
+
+    A guided model gets ``hints`` ``(N, S, S, 3)`` and ``reference`` ``(N, R)``
+    (zeros when None); passing them for a model without hint inputs is a ValueError.
+    """
+    from keras_colorize.guidance import hint_ops  # noqa: PLC0415
+
+    guided = saved_model_lib.is_guided(model)
+    if not guided and (hints is not None or reference is not None):
+        raise ValueError(f"model {model.name!r} has no hint inputs; hints and reference need a guided model")
+    float_model = bn_folding.as_float32(model)
     l_photos = np.asarray(l_photos, np.float32)
-    return np.concatenate([np.asarray(reference(l_photos[i:i + batch_size], training=False)["ab"])
+    if guided:
+        count, size = len(l_photos), l_photos.shape[1]
+        hints = np.zeros((count, size, size, 3), np.float32) if hints is None else np.asarray(hints, np.float32)
+        reference = (hint_ops.no_reference(count).numpy() if reference is None
+                     else np.asarray(reference, np.float32))
+
+    def inputs(i):
+        chunk = l_photos[i:i + batch_size]
+        return chunk if not guided else {"L": chunk, "hints": hints[i:i + batch_size],
+                                         "reference": reference[i:i + batch_size]}
+
+    return np.concatenate([np.asarray(float_model(inputs(i), training=False)["ab"])
                            for i in range(0, len(l_photos), batch_size)])
 
 
-def ab_differences(paths, l_photos, reference_ab, num_threads=2):
-    """variant -> ``(mean, max)`` |a*b* difference| of each ``.tflite`` file (LiteRT) to ``reference_ab``."""
+def ab_differences(paths, l_photos, reference_ab, num_threads=2, hints=None, reference=None):
+    """variant -> ``(mean, max)`` |a*b* difference| of each ``.tflite`` file (LiteRT) to ``reference_ab``.
+
+    ``hints``/``reference``: a guided model's inputs (as :func:`keras_reference_ab` was given them).
+    """
     result = {}
     for variant, path in paths.items():
-        ab = litert_runner.LiteRTPredictor(path, num_threads).predict(l_photos)["ab"]
+        ab = litert_runner.LiteRTPredictor(path, num_threads).predict(l_photos, hints, reference)["ab"]
         diff = np.abs(ab - reference_ab)
         result[variant] = (float(diff.mean()), float(diff.max()))
     return result
@@ -154,6 +208,12 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
     l_one = l_photos[:1]
     keras_ab = keras_reference_ab(model, l_photos)
     keras_mae = float(np.mean(metrics.paper_metrics(l_photos, ab_photos, keras_ab)["mae"]))
+    guided = saved_model_lib.is_guided(model)
+    with_hints = {}
+    if guided:
+        hints, reference = report_hints(l_photos, ab_photos)
+        keras_ab_hints = keras_reference_ab(model, l_photos, hints=hints, reference=reference)
+        with_hints = ab_differences(paths, l_photos, keras_ab_hints, num_threads, hints, reference)
 
     sizes = {v: pathlib.Path(p).stat().st_size for v, p in paths.items()}
     reference_size = sizes.get("float32", max(sizes.values()))
@@ -178,6 +238,7 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
         diff = np.abs(ab - keras_ab)
         mae = float(np.mean(metrics.paper_metrics(l_photos, ab_photos, ab)["mae"]))
         tolerance = tflite_lib.TOLERANCES.get(variant, tflite_lib.TOLERANCES["int8"])
+        hinted_mean, hinted_max = with_hints.get(variant, (None, None))
         rows.append(VariantRow(
             variant=variant,
             size_mb=sizes[variant] / 1e6,
@@ -191,7 +252,9 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
             paper_mae=mae,
             paper_mae_delta=mae - keras_mae,
             tolerance=tolerance,
-            recommended=bool(diff.mean() <= tolerance),
+            recommended=bool(diff.mean() <= tolerance and (hinted_mean is None or hinted_mean <= tolerance)),
+            ab_mae_vs_keras_hints=hinted_mean,
+            ab_max_abs_vs_keras_hints=hinted_max,
         ))
     image_size = int(l_photos.shape[1])
     return {
@@ -200,6 +263,9 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
         "num_threads": num_threads,
         "timed_runs": runs,
         "keras_paper_mae": keras_mae,
+        "guided": guided,
+        "hints": (f"{REPORT_HINT_POINTS} points per photo from its ground truth (hint_ops.sample_hints, seed "
+                  f"{list(REPORT_HINT_SEED)}) and its own reference histogram") if guided else None,
         "saved_model_latency_ms": saved_model_ms,
         "saved_model_latency_min_ms": saved_model_min_ms,
         "load_average_1min": [load_before, load_after],
@@ -211,24 +277,31 @@ def build_report(model, paths, l_photos, ab_photos, saved_model_dir=None, num_th
 
 def format_table(report):
     """The report as a Markdown table."""
+    guided = bool(report.get("guided"))
     lines = [
         f"TFLite report: {report['image_size']} px, {report['num_photos']} photos, LiteRT {report['num_threads']} threads, "
         f"{report['timed_runs']} runs each, round-robin; 1-min load average "
         f"{report['load_average_1min'][0]:.1f} -> {report['load_average_1min'][1]:.1f} on {report['cpu_count']} CPUs",
         f"SavedModel (colorize_l, batch 1): median {report['saved_model_latency_ms']:.1f} ms, "
         f"min {report['saved_model_latency_min_ms']:.1f} ms; Keras float32 paper MAE {report['keras_paper_mae']:.5f}",
+    ]
+    if guided:
+        lines.append(f"Guided model: without hints, and with hints ({report['hints']})")
+    hint_columns = " | a*b* MAE vs Keras, hints | max abs, hints" if guided else ""
+    lines += [
         "",
         "| variant | size MB | size / f32 | latency ms median (min) | / SavedModel median (min) "
-        "| a*b* MAE vs Keras | max abs vs Keras | paper MAE | delta | tolerance | recommended |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| a*b* MAE vs Keras | max abs vs Keras{hint_columns} | paper MAE | delta | tolerance | recommended |",
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if guided else "") + "---:|---:|---:|---|",
     ]
     for r in report["variants"]:
+        hinted = (f"{r['ab_mae_vs_keras_hints']:.2e} | {r['ab_max_abs_vs_keras_hints']:.2e} | " if guided else "")
         lines.append(
             f"| {r['variant']} | {r['size_mb']:.1f} | {r['size_vs_float32']:.3f} | "
             f"{r['latency_ms']:.1f} ({r['latency_min_ms']:.1f}) | "
             f"{r['latency_vs_saved_model']:.2f}x ({r['latency_min_vs_saved_model']:.2f}x) | "
-            f"{r['ab_mae_vs_keras']:.2e} | {r['ab_max_abs_vs_keras']:.2e} | {r['paper_mae']:.5f} | {r['paper_mae_delta']:+.5f} | "
-            f"{r['tolerance']:.0e} | {'yes' if r['recommended'] else 'no'} |"
+            f"{r['ab_mae_vs_keras']:.2e} | {r['ab_max_abs_vs_keras']:.2e} | {hinted}{r['paper_mae']:.5f} | "
+            f"{r['paper_mae_delta']:+.5f} | {r['tolerance']:.0e} | {'yes' if r['recommended'] else 'no'} |"
         )
     if report.get("notes"):
         lines += ["", report["notes"]]

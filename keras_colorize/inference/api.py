@@ -27,14 +27,20 @@ Example::
     arrays = colorizer.colorize_batch([gray_uint8_array, rgba_uint16_array])
 """
 
+import dataclasses
 import os
 import pathlib
+import types
 import zipfile
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_colorize import color
+from keras_colorize.guidance import hint_file
+from keras_colorize.guidance import spec
 from keras_colorize.inference import images
 from keras_colorize.inference import merge
 from keras_colorize.models import model_contract
@@ -47,64 +53,116 @@ from keras_colorize import pretrained
 
 
 class _KerasPredictor:
-    def __init__(self, model):
+    """Calls a ``keras.Model`` that fits the contract; a guided model gets ``{"L", "hints", "reference"}``."""
+
+    def __init__(self, model, name=None):
         contract = check_model_contract(model)
-        self.image_size = contract.image_size
+        self.image_size = size = contract.image_size
+        self.guided = contract.guided
+        self.name = name or getattr(model, "name", "keras.Model")
         self.model = model
         ab_key = contract.ab_key
 
-        @tf.function(input_signature=[tf.TensorSpec([None, self.image_size, self.image_size, 1], tf.float32)])
-        def predict(l_input):
-            outputs = model(l_input, training=False)
+        def ab_of(outputs):
             if isinstance(outputs, dict):
                 return outputs[ab_key]
             return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
+        l_spec = tf.TensorSpec([None, size, size, 1], tf.float32)
+        if self.guided:
+            @tf.function(input_signature=[l_spec, tf.TensorSpec([None, size, size, spec.HINT_CHANNELS], tf.float32),
+                                          tf.TensorSpec([None, spec.REFERENCE_SIZE], tf.float32)])
+            def predict(l_input, hints, reference):
+                return ab_of(model({spec.L_INPUT: l_input, spec.HINTS_INPUT: hints, spec.REFERENCE_INPUT: reference},
+                                   training=False))
+        else:
+            @tf.function(input_signature=[l_spec])
+            def predict(l_input):
+                return ab_of(model(l_input, training=False))
+
         self._predict = predict
         self.batch_dim = None
 
-    def __call__(self, l_input):
-        return self._predict(tf.constant(l_input, tf.float32)).numpy()
+    def __call__(self, l_input, hints=None, reference=None):
+        """``(B, S, S, 1)`` L/100 (a guided model: with ``(B, S, S, 3)`` hints, ``(B, R)`` reference) -> a*b*."""
+        if not self.guided:
+            return self._predict(tf.constant(l_input, tf.float32)).numpy()
+        return self._predict(tf.constant(l_input, tf.float32), tf.constant(hints, tf.float32),
+                             tf.constant(reference, tf.float32)).numpy()
+
+
+def _guided_signature(fn):
+    """The :class:`model_contract.Contract` of a SavedModel signature taking ``L``, ``hints``, ``reference``.
+
+    Raises:
+      ValueError: the signature takes something else (the caller names it).
+    """
+    specs = fn.structured_input_signature[1]
+    names = (spec.L_INPUT, spec.HINTS_INPUT, spec.REFERENCE_INPUT)
+    if sorted(specs) != sorted(names) or fn.structured_input_signature[0]:
+        raise ValueError(f"must take L, hints and reference, takes {sorted(specs)}")
+    l_only = types.SimpleNamespace(structured_input_signature=((), {spec.L_INPUT: specs[spec.L_INPUT]}),
+                                   structured_outputs=fn.structured_outputs)
+    contract = model_contract.check_signature(l_only)
+    size = contract.image_size
+    hints = tuple(specs[spec.HINTS_INPUT].shape.as_list())
+    if hints[1:] != (size, size, spec.HINT_CHANNELS):
+        raise ValueError(f"input hints must be (batch, {size}, {size}, {spec.HINT_CHANNELS}), got {hints}")
+    reference = tuple(specs[spec.REFERENCE_INPUT].shape.as_list())
+    if reference[1:] != (spec.REFERENCE_SIZE,):
+        raise ValueError(f"input reference must be (batch, {spec.REFERENCE_SIZE}), got {reference}")
+    return dataclasses.replace(contract, guided=True)
 
 
 class _SavedModelPredictor:
-    """Calls the first SavedModel signature that fits the model contract (float (B, S, S, 1) L in, ab out)."""
+    """Calls the SavedModel signature that fits the model contract (float (B, S, S, 1) L in, ab out).
+
+    A guided export (``keras_colorize.export``: ``colorize_l_guided``, or a tensor-only
+    ``serving_default``, taking ``L``, ``hints`` and ``reference``) is preferred, so hints reach
+    the model; otherwise the first signature on L alone (``serving_default`` first).
+    """
 
     def __init__(self, path):
         self._loaded = tf.saved_model.load(str(path))
+        self.name = str(path)
         names = sorted(self._loaded.signatures, key=lambda k: (k != "serving_default", k))
         reasons = []
-        for key in names:
-            fn = self._loaded.signatures[key]
-            try:
-                contract = model_contract.check_signature(fn)
-            except ValueError as e:
-                reasons.append(f"{key}: {e}")
-                continue
-            (self._arg, spec), = fn.structured_input_signature[1].items()
-            self._fn, self.signature, self._ab_key = fn, key, contract.ab_key
-            self.image_size = contract.image_size
-            self.batch_dim = contract.batch_size
-            self._dtype = spec.dtype
-            return
+        for guided in (True, False):
+            for key in names:
+                fn = self._loaded.signatures[key]
+                try:
+                    contract = _guided_signature(fn) if guided else model_contract.check_signature(fn)
+                except ValueError as e:
+                    if not guided:
+                        reasons.append(f"{key}: {e}")
+                    continue
+                specs = fn.structured_input_signature[1]
+                self._fn, self.signature, self._ab_key, self.guided = fn, key, contract.ab_key, guided
+                self._args = {name: specs[name] for name in ((spec.L_INPUT, spec.HINTS_INPUT, spec.REFERENCE_INPUT)
+                                                             if guided else specs)}
+                self.image_size = contract.image_size
+                self.batch_dim = contract.batch_size
+                return
         raise ValueError(f"model path {str(path)!r}: no SavedModel signature fits the colorizer contract "
                          f"(one float (batch, S, S, 1) L input, S a multiple of {model_contract.STRIDE}, "
                          f"an 'ab' (batch, S, S, 2) output): " + ("; ".join(reasons) or "it has no signatures"))
 
-    def __call__(self, l_input):
+    def __call__(self, l_input, hints=None, reference=None):
+        feeds = [l_input] + ([hints, reference] if self.guided else [])
         if self.batch_dim is not None and l_input.shape[0] != self.batch_dim:
             parts = []
             for i in range(0, l_input.shape[0], self.batch_dim):
-                piece = l_input[i:i + self.batch_dim]
-                pad = self.batch_dim - piece.shape[0]
+                pieces = [x[i:i + self.batch_dim] for x in feeds]
+                pad = self.batch_dim - pieces[0].shape[0]
                 if pad:
-                    piece = np.concatenate([piece, np.repeat(piece[-1:], pad, axis=0)])
-                parts.append(self._call(piece)[:self.batch_dim - pad])
+                    pieces = [np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) for x in pieces]
+                parts.append(self._call(*pieces)[:self.batch_dim - pad])
             return np.concatenate(parts)
-        return self._call(l_input)
+        return self._call(*feeds)
 
-    def _call(self, l_input):
-        outputs = self._fn(**{self._arg: tf.constant(l_input, self._dtype)})
+    def _call(self, *feeds):
+        inputs = {name: tf.constant(value, spec_.dtype) for (name, spec_), value in zip(self._args.items(), feeds)}
+        outputs = self._fn(**inputs)
         return outputs[self._ab_key].numpy().astype(np.float32)
 
 
@@ -193,7 +251,7 @@ def load_predictor(model):
             raise ValueError(f"model path {str(path)!r} must be a .keras file or a SavedModel folder")
         loaded = _load_keras_file(path)
         try:
-            return _KerasPredictor(loaded)
+            return _KerasPredictor(loaded, name=str(path))
         except ValueError as e:
             raise ValueError(f"model path {str(path)!r}: {e}") from e
     if hasattr(model, "inputs") and callable(model):
@@ -204,6 +262,32 @@ def load_predictor(model):
 # ----------------------------------------------------------------------------
 # The public API
 # ----------------------------------------------------------------------------
+
+
+class Guidance(NamedTuple):
+    """What a guided model gets for one photo, on the model's grid.
+
+    Attributes:
+      hint_map: ``(S, S, 3)`` float32 (a*/128, b*/128, mask), or None for none.
+      reference: ``(R,)`` float32 reference input, or None for none.
+      saturation: factor on the predicted a*b* about gray (1 = as predicted).
+    """
+
+    hint_map: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    saturation: float = 1.0
+
+    @property
+    def guides(self):
+        return self.hint_map is not None or self.reference is not None
+
+
+def _saturate(ab_target, factor):
+    """a*b* (target units) scaled by ``factor`` about gray (the hint file's ``saturation``)."""
+    if factor == 1.0:
+        return ab_target
+    gray = np.float32(color.GRAY_TARGET)
+    return (gray + np.float32(factor) * (np.asarray(ab_target, np.float32) - gray)).astype(np.float32)
 
 
 class Colorizer:
@@ -218,10 +302,23 @@ class Colorizer:
     Gray, RGB (re-colorized from its own L*), RGBA (alpha kept), 8- and 16-bit
     inputs are accepted; the output has the input's size.
 
+    Guided models (``hints=True``; Zhang et al. 2017, "Real-Time User-Guided Image
+    Colorization with Learned Deep Priors") take colour hints: ``hints=`` is a hint file
+    (:mod:`keras_colorize.guidance.hint_file`) as a :class:`~keras_colorize.guidance.hint_file.Hints`,
+    its JSON as a dict, or its path; ``reference=`` a reference photo (path, ``PIL.Image`` or
+    array) whose palette steers every image whose hints name none. Without hints a guided
+    model colorizes automatically (zero hints). A SavedModel takes hints when it was exported
+    with its guided signatures (``keras_colorize.export``). Hints for a model without hint
+    inputs raise :class:`~keras_colorize.guidance.hint_file.NoHintInputsError` (a ``ValueError``).
+
     Example::
 
         colorizer = Colorizer.from_path("runs/p1/best.keras")
         out = colorizer.colorize(np.asarray(PIL.Image.open("scan.png")))  # (H, W, 3) uint8
+        guided = Colorizer("runs/guided/best.keras")
+        out = guided.colorize("scan.jpg", hints={"version": 1, "units": "fraction",
+                                                 "points": [{"x": 0.5, "y": 0.1, "color": "#e07020"}]})
+        out = guided.colorize("scan.jpg", hints="scan.jpg.hints.json", reference="sunset.jpg")
     """
 
     def __init__(self, model, *, batch_size=8):
@@ -236,36 +333,132 @@ class Colorizer:
         """Loads a bundled model by name (``"scenes"``), a ``.keras`` file or a SavedModel folder."""
         return cls(path, **kwargs)
 
+    @property
+    def guided(self):
+        """Whether the model takes hints (the ``hints`` and ``reference`` inputs)."""
+        return bool(getattr(self._predictor, "guided", False))
+
+    @property
+    def model_name(self):
+        """The model as the user named it (a path or the Keras model's name), for messages."""
+        predictor = self._predictor
+        return str(getattr(predictor, "name", None) or getattr(predictor, "_path", None) or "the model")
+
+    def _no_hint_inputs(self, what="hints and reference photos"):
+        return hint_file.NoHintInputsError(hint_file.no_hint_inputs_message(self.model_name, what))
+
     # -- low level, shared with evaluation and film --------------------------
 
-    def predict_ab(self, l_small):
-        """``(B, S, S, 1)`` L/100 at the model size -> ``(B, S, S, 2)`` a*b* target units."""
-        l_small = np.asarray(l_small, np.float32)
-        if l_small.ndim != 4 or l_small.shape[1:] != (self.image_size, self.image_size, 1):
-            raise ValueError(f"l_small must have shape (B, {self.image_size}, {self.image_size}, 1), "
-                             f"got {l_small.shape}")
-        outs = [self._predictor(l_small[i:i + self.batch_size]) for i in range(0, len(l_small), self.batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0, self.image_size, self.image_size, 2), np.float32)
+    def predict_ab(self, l_small, hints=None, reference=None):
+        """``(B, S, S, 1)`` L/100 at the model size -> ``(B, S, S, 2)`` a*b* target units.
 
-    def colorize_pictures(self, pictures):
+        Args:
+          l_small: ``(B, S, S, 1)`` L/100.
+          hints: a guided model's hint maps ``(B, S, S, 3)``
+            (:func:`keras_colorize.guidance.hint_ops.paint_hints`), or None (zeros).
+          reference: a guided model's reference inputs ``(B, R)``, or None (zeros).
+
+        Raises:
+          NoHintInputsError: hints or a reference for a model without hint inputs.
+        """
+        l_small = np.asarray(l_small, np.float32)
+        size = self.image_size
+        if l_small.ndim != 4 or l_small.shape[1:] != (size, size, 1):
+            raise ValueError(f"l_small must have shape (B, {size}, {size}, 1), got {l_small.shape}")
+        if not self.guided:
+            if hints is not None or reference is not None:
+                raise self._no_hint_inputs()
+            feeds = [l_small]
+        else:
+            count = len(l_small)
+            feeds = [l_small, _batch_input("hints", hints, (count, size, size, spec.HINT_CHANNELS)),
+                     _batch_input("reference", reference, (count, spec.REFERENCE_SIZE))]
+        step = self.batch_size
+        outs = [self._predictor(*(x[i:i + step] for x in feeds)) for i in range(0, len(l_small), step)]
+        return np.concatenate(outs) if outs else np.zeros((0, size, size, 2), np.float32)
+
+    def guidance_inputs(self, hints, width, height, reference=None):
+        """The :class:`Guidance` of one ``width`` x ``height`` photo.
+
+        Args:
+          hints: None, a :class:`~keras_colorize.guidance.hint_file.Hints`, a dict or a hint file path.
+          reference: the reference for a photo whose hints name none: None, a photo (path,
+            ``PIL.Image``, array) or an ``(R,)`` reference input.
+
+        Raises:
+          HintFileError: a bad hint file, a point outside the photo, a reference that is not an image.
+          NoHintInputsError: points or a reference for a model without hint inputs.
+        """
+        hints = None if hints is None else hint_file.Hints.load(hints)
+        if (hints is None or not hints.guides) and reference is None:
+            return Guidance(saturation=1.0 if hints is None else hints.saturation)
+        if not self.guided:
+            raise self._no_hint_inputs()
+        reference = None if reference is None else _reference_vector(reference)
+        if hints is None:
+            return Guidance(None, reference)
+        hint_map, own = hint_file.model_inputs(hints, width, height, self.image_size)
+        return Guidance(hint_map if hints.points else None,
+                        own if hints.reference is not None else reference, hints.saturation)
+
+    def colorize_pictures(self, pictures, hints=None, reference=None):
         """Colorizes :class:`keras_colorize.inference.images.Picture` objects.
+
+        Args:
+          pictures: the pictures.
+          hints: None, or one entry per picture: None, a :class:`Guidance`, or a hint file
+            (``Hints``, dict or path; see :meth:`colorize`).
+          reference: a reference photo for every picture whose hints name none (see :meth:`colorize`).
 
         Returns:
           list of ``(rgb, alpha)``: rgb ``(H, W, 3)`` in the picture's bit depth
           (uint8 or uint16), alpha as given (or None).
         """
+        guidance = self._guidance_list(pictures, hints, reference)
         results = []
         for i in range(0, len(pictures), self.batch_size):
-            chunk = pictures[i:i + self.batch_size]
+            chunk, chunk_guidance = pictures[i:i + self.batch_size], guidance[i:i + self.batch_size]
             l_full = [merge.lightness(p.pixels) for p in chunk]
-            ab = self.predict_ab(np.stack([merge.model_input(l, self.image_size) for l in l_full]))
+            l_small = np.stack([merge.model_input(l, self.image_size) for l in l_full])
+            ab = self.predict_guided(l_small, chunk_guidance)
             for picture, l, ab_i in zip(chunk, l_full, ab):
                 results.append((merge.merge_chunked(l, ab_i, picture.pixels.dtype.type), picture.alpha))
         return results
 
+    def predict_guided(self, l_small, guidance):
+        """:meth:`predict_ab` with one :class:`Guidance` (or None) per image; saturation applied."""
+        guidance = [g or Guidance() for g in guidance]
+        if any(g.guides for g in guidance):
+            size = self.image_size
+            hint_maps = np.stack([np.zeros((size, size, spec.HINT_CHANNELS), np.float32) if g.hint_map is None
+                                  else g.hint_map for g in guidance])
+            references = np.stack([np.zeros((spec.REFERENCE_SIZE,), np.float32) if g.reference is None
+                                   else g.reference for g in guidance])
+            ab = self.predict_ab(l_small, hints=hint_maps, reference=references)
+        else:
+            ab = self.predict_ab(l_small)
+        return [_saturate(ab_i, g.saturation) for ab_i, g in zip(ab, guidance)]
+
+    def _guidance_list(self, pictures, hints, reference):
+        """One :class:`Guidance` per picture."""
+        if hints is None and reference is None:
+            return [Guidance()] * len(pictures)
+        if hints is None:
+            hints = [None] * len(pictures)
+        elif not isinstance(hints, (list, tuple)) or len(hints) != len(pictures):
+            raise ValueError(f"hints must be None or a list with one entry per picture ({len(pictures)}), got "
+                             f"{type(hints).__name__}" + (f" of {len(hints)}" if isinstance(hints, (list, tuple))
+                                                          else ""))
+        if reference is not None:
+            if not self.guided:
+                raise self._no_hint_inputs()
+            reference = _reference_vector(reference)
+        return [h if isinstance(h, Guidance) else self.guidance_inputs(h, p.width, p.height, reference)
+                for p, h in zip(pictures, hints)]
+
     # -- convenience ---------------------------------------------------------
 
-    def colorize(self, image):
+    def colorize(self, image, hints=None, reference=None):
         """Colorizes one image at full resolution.
 
         Args:
@@ -273,11 +466,23 @@ class Colorizer:
             array ``(H, W)`` / ``(H, W, 1|2|3|4)`` uint8, uint16 or float in
             [0, 1] (returns the same dtype, 3 or 4 channels), or a file path
             (returns a ``PIL.Image``).
-        """
-        return self.colorize_batch([image])[0]
+          hints: a guided model's hints for this image: a hint file's path, its JSON
+            as a dict, or a :class:`~keras_colorize.guidance.hint_file.Hints`; None for none.
+          reference: a reference photo (path, ``PIL.Image`` or array) used when the
+            hints name none; its palette steers the colours.
 
-    def colorize_batch(self, images_in):
-        """Colorizes a list of images (types as in :meth:`colorize`), batching the network calls."""
+        Raises:
+          HintFileError: a bad hint file (naming the field and value), a point outside the image.
+          NoHintInputsError: hints or a reference for a model without hint inputs.
+        """
+        return self.colorize_batch([image], hints=None if hints is None else [hints], reference=reference)[0]
+
+    def colorize_batch(self, images_in, hints=None, reference=None):
+        """Colorizes a list of images (types as in :meth:`colorize`), batching the network calls.
+
+        ``hints`` is one hint file for every image (sensible with ``"units": "fraction"``) or a
+        list with one entry (or None) per image; ``reference`` one photo for every image.
+        """
         pictures, kinds = [], []
         for image in images_in:
             if isinstance(image, Image.Image):
@@ -291,8 +496,10 @@ class Colorizer:
                 array = np.asarray(image)
                 pictures.append(images.from_array(array))
                 kinds.append(array.dtype)
+        if hints is not None and not isinstance(hints, (list, tuple)):
+            hints = [hints] * len(pictures)
         outputs = []
-        for (rgb, alpha), kind in zip(self.colorize_pictures(pictures), kinds):
+        for (rgb, alpha), kind in zip(self.colorize_pictures(pictures, hints, reference), kinds):
             if alpha is not None:
                 rgb = np.concatenate([rgb, alpha.astype(rgb.dtype)[..., None]], axis=-1)
             if kind == "pil":
@@ -304,3 +511,23 @@ class Colorizer:
             else:
                 outputs.append(rgb)
         return outputs
+
+
+def _batch_input(name, value, shape):
+    """A guided model's extra input for a batch: zeros for None, else checked against ``shape``."""
+    if value is None:
+        return np.zeros(shape, np.float32)
+    value = np.asarray(value, np.float32)
+    if value.shape != shape:
+        raise ValueError(f"{name} must have shape ({', '.join(map(str, shape))}) (one per image), got {value.shape}")
+    return value
+
+
+def _reference_vector(reference):
+    """An ``(R,)`` reference input as it is, or the reference input of a photo (path, ``PIL.Image``, array)."""
+    if isinstance(reference, np.ndarray) and reference.ndim == 1:
+        if reference.shape != (spec.REFERENCE_SIZE,):
+            raise ValueError(f"reference must be a photo or a ({spec.REFERENCE_SIZE},) reference input, got shape "
+                             f"{reference.shape}")
+        return reference.astype(np.float32)
+    return hint_file.reference_input(reference)

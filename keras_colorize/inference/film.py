@@ -24,6 +24,15 @@ prediction, so moving objects do not drag old colour behind them), reset at
 scene cuts (mean ``|dL|`` above ``cut_threshold``). Both flicker figures, with
 and without smoothing, are reported on every run.
 
+Hints (a guided model, :mod:`keras_colorize.guidance.hint_file`): ``reference`` gives
+the whole film one palette (which also steadies its colours from frame to frame);
+``hints`` is a frame-range file, a JSON list of hint files each with
+``"frames": [first, last]`` (0-based frame numbers of the decoded film, both
+included; ranges must not overlap), whose points are in the frame's pixels or
+fractions; a range's own reference wins over ``reference``; frames outside every
+range get ``reference`` or no hints. Both are checked (fields, points inside the
+frame, reference photos, a model that takes hints) before anything is written.
+
 Reliability. :func:`run` refuses, before loading the model, anything that is
 not a readable film (a missing or empty file, a still image even when named
 ``.mp4``, audio only, a file FFmpeg cannot open) and any output that would
@@ -200,6 +209,8 @@ class FilmConfig:
         container declares, or has undecodable packets: the summary warns but
         is ``ok``. Without it such a run is not ``ok`` (exit status 1).
       overwrite: replace an existing output.
+      hints: hints per frame range (a JSON file, see the module docstring); needs a guided model.
+      reference: a reference photo whose palette steers every frame; needs a guided model.
 
     Example::
 
@@ -218,6 +229,8 @@ class FilmConfig:
     max_frames: int = None
     allow_partial: bool = False
     overwrite: bool = False
+    hints: str | None = None
+    reference: str | None = None
 
     def validate(self, names=None):
         """Raises ``ValueError`` naming the field and the value.
@@ -238,6 +251,10 @@ class FilmConfig:
             raise ValueError(f"{_flag(names, 'preset')} must be one of {', '.join(X264_PRESETS)}, "
                              f"got {self.preset!r}")
         self.smoothing.validate(names)
+        for field in ("hints", "reference"):
+            value = getattr(self, field)
+            if value is not None and not pathlib.Path(value).expanduser().is_file():
+                raise ValueError(f"{_flag(names, field)} {str(value)!r} does not exist or is not a file")
 
 
 # ----------------------------------------------------------------------------
@@ -506,13 +523,42 @@ def _video_frames(source, in_video, in_audio, writer, stats):
             yield frame
 
 
-def _colorize_batch(colorizer, frames, smoother, smooth):
-    """Colorized ``av.VideoFrame`` s (same timestamps) of decoded ``frames``; feeds ``smoother`` either way."""
+class FrameGuidance:
+    """A guided model's inputs per frame: its range's hints (:class:`hint_file.FilmHints`), else the reference.
+
+    Args:
+      colorizer: a guided :class:`keras_colorize.inference.api.Colorizer`.
+      film_hints: :class:`keras_colorize.guidance.hint_file.FilmHints` or None.
+      reference: the film's ``(R,)`` reference input, or None.
+    """
+
+    def __init__(self, colorizer, film_hints=None, reference=None):
+        self._colorizer, self._film_hints, self._reference = colorizer, film_hints, reference
+        self._cache = {}
+
+    def __call__(self, index, width, height):
+        """The ``Guidance`` of frame ``index`` (0-based) of a ``width`` x ``height`` film."""
+        which, hints = self._film_hints.at(index) if self._film_hints is not None else (None, None)
+        key = (which, width, height)
+        if key not in self._cache:
+            self._cache[key] = self._colorizer.guidance_inputs(hints, width, height, self._reference)
+        return self._cache[key]
+
+
+def _colorize_batch(colorizer, frames, smoother, smooth, guidance=None, first=0):
+    """Colorized ``av.VideoFrame`` s (same timestamps) of decoded ``frames``; feeds ``smoother`` either way.
+
+    ``guidance``: a :class:`FrameGuidance` (hints per frame; ``first`` is the index of ``frames[0]``) or None.
+    """
     from keras_colorize.inference import merge  # noqa: PLC0415 - TensorFlow only once there is work
 
     l_full = [merge.lightness(frame.to_ndarray(format="rgb24")) for frame in frames]
     l_small = np.stack([merge.model_input(l, colorizer.image_size) for l in l_full])
-    ab_small = colorizer.predict_ab(l_small)
+    if guidance is None:
+        ab_small = colorizer.predict_ab(l_small)
+    else:
+        ab_small = colorizer.predict_guided(
+            l_small, [guidance(first + i, frame.width, frame.height) for i, frame in enumerate(frames)])
     out = []
     for frame, l, ls, ab in zip(frames, l_full, l_small, ab_small):
         smoothed = smoother(ls, ab)
@@ -535,6 +581,41 @@ def _load_colorizer(config):
     from keras_colorize.inference import api  # noqa: PLC0415 - TensorFlow only once the input checked out
 
     return api.Colorizer.from_path(config.model, batch_size=config.batch_size)
+
+
+def check_guidance(config, info):
+    """``(FilmHints or None, (R,) reference input or None)`` of ``config``, checked against the frame size.
+
+    Raises:
+      ValueError: a bad frame-range file (entry, field and value named), a point outside the frame, a
+        reference photo that is missing or not an image.
+    """
+    if not (config.hints or config.reference):
+        return None, None
+    from keras_colorize.guidance import hint_file  # noqa: PLC0415
+
+    film_hints = reference = None
+    if config.hints:
+        film_hints = hint_file.FilmHints.load(pathlib.Path(config.hints).expanduser())
+        film_hints.check_frame(info.width, info.height)
+        for r in film_hints.ranges:
+            if r.hints.reference is not None:
+                hint_file.reference_input(r.hints.reference)
+    if config.reference:
+        path = pathlib.Path(config.reference).expanduser()
+        hint_file.check_reference(path, config.reference)
+        reference = hint_file.reference_input(path)
+    return film_hints, reference
+
+
+def check_guided(colorizer, config, names=None):
+    """Raises ``NoHintInputsError`` when ``config`` has hints and ``colorizer`` takes none."""
+    if (config.hints or config.reference) and not getattr(colorizer, "guided", False):
+        from keras_colorize.guidance import hint_file  # noqa: PLC0415
+
+        labels = names or {"hints": "hints", "reference": "a reference photo"}
+        given = " and ".join(_flag(labels, f) for f in ("hints", "reference") if getattr(config, f))
+        raise hint_file.NoHintInputsError(hint_file.no_hint_inputs_message(config.model, given))
 
 
 # ----------------------------------------------------------------------------
@@ -651,7 +732,7 @@ def _expected(info, max_frames):
     return expected, slack + max(SHORT_TOLERANCE_FRAMES, math.ceil(SHORT_TOLERANCE_FRACTION * expected))
 
 
-def _colorize_film(source, writer, colorizer, config, expected, progress):
+def _colorize_film(source, writer, colorizer, config, expected, progress, guidance=None):
     """Decodes, colorizes and encodes every frame; returns ``(frames written, smoother, stats)``."""
     in_video = source.streams.video[0]
     in_video.thread_type = "AUTO"
@@ -662,7 +743,7 @@ def _colorize_film(source, writer, colorizer, config, expected, progress):
         frames = itertools.islice(frames, config.max_frames)
     with tqdm(total=expected, unit="frame", disable=not progress, desc="colorize film", dynamic_ncols=True) as bar:
         for batch in batching.batched(frames, config.batch_size):
-            for frame in _colorize_batch(colorizer, batch, smoother, config.smooth):
+            for frame in _colorize_batch(colorizer, batch, smoother, config.smooth, guidance, written):
                 writer.write_frame(frame)
                 written += 1
             bar.update(len(batch))
@@ -683,7 +764,7 @@ def _summarize(config, model, info, expected, frames, stats, smoother, transcode
         flicker_ab=smoother.report(), seconds=seconds)
 
 
-def run(config, *, progress=True, colorizer=None, report=True):
+def run(config, *, progress=True, colorizer=None, report=True, names=None):
     """Checks the input and output, colorizes the film, publishes it; returns a :class:`FilmSummary`.
 
     The output is written under a temporary name with the output's suffix
@@ -698,12 +779,15 @@ def run(config, *, progress=True, colorizer=None, report=True):
         anything with ``image_size`` and ``predict_ab``); default: load
         ``config.model`` after the input and output have checked out.
       report: write ``<output>.json``.
+      names: config field -> what the user typed (``kc-colorize-video``'s flags), for messages.
 
     Raises:
       ValueError: bad configuration, an input that is not a readable film
         (missing, empty, a still image, audio only, unreadable), an output that
         would overwrite the input, exists, or cannot be written, or no frame
-        could be decoded. Nothing is written then.
+        could be decoded; a bad hints file or reference photo, a point outside
+        the frame, hints for a model without hint inputs (``NoHintInputsError``).
+        Nothing is written then.
     """
     config.validate()
     start = time.time()
@@ -711,6 +795,14 @@ def run(config, *, progress=True, colorizer=None, report=True):
     with _open_source(config.input) as source:
         info = _info(config.input, source)
         check_output(config)
+        film_hints, reference = check_guidance(config, info)
+        guidance = None
+        if config.hints or config.reference:  # a model without hint inputs is refused before anything is written
+            if colorizer is None:
+                check_model(config.model)
+                colorizer = _load_colorizer(config)
+            check_guided(colorizer, config, names)
+            guidance = FrameGuidance(colorizer, film_hints, reference)
         for stale in _stale_partials(config.output):
             stale.unlink(missing_ok=True)
         expected, tolerance = _expected(info, config.max_frames)
@@ -722,7 +814,8 @@ def run(config, *, progress=True, colorizer=None, report=True):
                 if colorizer is None:
                     check_model(config.model)
                     colorizer = _load_colorizer(config)
-                frames, smoother, stats = _colorize_film(source, writer, colorizer, config, expected, progress)
+                frames, smoother, stats = _colorize_film(source, writer, colorizer, config, expected, progress,
+                                                         guidance)
             finally:
                 writer.close()
             if frames == 0:

@@ -17,6 +17,17 @@ Multi-page TIFFs are colorized page by page into a multi-page TIFF; where the
 output cannot hold every page or frame (a TIFF written as PNG, an animated
 WebP), the first is kept and the summary notes how many were dropped.
 
+Hints (a guided model, :mod:`keras_colorize.guidance.hint_file`): ``hints`` is the
+hint file of a single input photo; in a folder, each photo's sidecar
+``<photo>.hints.json`` (its full file name plus ``.hints.json``) beside it, or
+under ``hints_dir`` at the same relative path (then only there), is used where
+present; ``reference`` gives every photo whose hints name no reference photo the
+same palette. Sidecars are never inputs. A bad sidecar (not JSON, a wrong field,
+a point outside its photo, a reference that is not an image) fails that photo,
+listed with its reason; a bad ``hints`` or ``reference``, hints for a folder, or
+hints for a model without hint inputs are refused before anything is written.
+A finished output is redone when its hint file is newer than it.
+
 Example::
 
     from keras_colorize.inference import photos
@@ -58,6 +69,11 @@ class ColorizeConfig:
       overwrite: redo outputs that already exist (default: skip them, which
         is what makes an interrupted run resumable).
       quality: JPEG / WebP quality of the outputs.
+      hints: a hint file for the one input photo (needs a guided model).
+      hints_dir: a folder holding the sidecars (``<relative path>.hints.json``)
+        instead of beside the photos.
+      reference: a reference photo for every photo whose hints name none.
+      sidecars: use the photos' hint sidecars where present.
     """
 
     model: str
@@ -67,6 +83,10 @@ class ColorizeConfig:
     output_format: str = "same"
     overwrite: bool = False
     quality: int = 95
+    hints: str | None = None
+    hints_dir: str | None = None
+    reference: str | None = None
+    sidecars: bool = True
 
     def validate(self):
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -78,13 +98,22 @@ class ColorizeConfig:
         if not self.model or not pathlib.Path(pretrained.resolve(self.model)).exists():
             raise ValueError(f"model {self.model!r} does not exist (bundled model names: "
                              f"{', '.join(pretrained.NAMES)})")
+        if self.hints and not pathlib.Path(self.hints).expanduser().is_file():
+            raise ValueError(f"hints file {self.hints!r} does not exist or is not a file")
+        if self.hints_dir and not pathlib.Path(self.hints_dir).expanduser().is_dir():
+            raise ValueError(f"hints_dir {self.hints_dir!r} does not exist or is not a folder")
+        if self.reference and not pathlib.Path(self.reference).expanduser().is_file():
+            raise ValueError(f"reference {self.reference!r} does not exist or is not a file")
 
 
 @dataclasses.dataclass
 class Job:
+    """One photo to colorize; ``hints`` is its hint file (a path or a ``Hints``), or None."""
+
     source: pathlib.Path
     destination: pathlib.Path
     relative: str
+    hints: object = None
 
 
 @dataclasses.dataclass
@@ -103,6 +132,7 @@ class Summary:
     failed: list = dataclasses.field(default_factory=list)  # (relative path, reason)
     ignored: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)  # (relative path, note): e.g. dropped frames
+    hinted: list = dataclasses.field(default_factory=list)  # (relative path, hint file) colorized with hints
     seconds: float = 0.0
 
     @property
@@ -116,6 +146,9 @@ class Summary:
                  f"in {self.seconds:.1f} s ({rate:.2f} images/s)"]
         lines += [f"  FAILED {path}: {reason}" for path, reason in self.failed]
         lines += [f"  NOTE {path}: {note}" for path, note in self.notes]
+        if self.hinted:
+            shown = ", ".join(path for path, _ in self.hinted[:5])
+            lines.append(f"  with hints: {len(self.hinted)} ({shown}{', ...' if len(self.hinted) > 5 else ''})")
         lines += [f"  ignored (not an image extension) {path}" for path in self.ignored[:20]]
         if len(self.ignored) > 20:
             lines.append(f"  ... and {len(self.ignored) - 20} more ignored files")
@@ -126,13 +159,27 @@ def _is_within(path, folder):
     return path == folder or folder in path.parents
 
 
-def plan(input_path, output_dir, *, output_format="same", overwrite=False, ignore_case=False):
+def _newer(path, than):
+    try:
+        return path.stat().st_mtime_ns > than.stat().st_mtime_ns
+    except OSError:
+        return True
+
+
+def plan(input_path, output_dir, *, output_format="same", overwrite=False, ignore_case=False, hints=None,
+         hints_dir=None, sidecars=True):
     """Lists the work: which files to colorize to where; validates the paths. Writes nothing.
 
     Args:
       ignore_case: treat output names that differ only in case as the same
         file (true for an output folder on a case-insensitive file system;
         :func:`run` probes it).
+      hints: the hint file of a single input photo.
+      hints_dir: where the sidecars are (default: beside the photos).
+      sidecars: look for ``<photo>.hints.json`` sidecars (never inputs either way).
+
+    A photo whose output exists is finished unless ``overwrite`` or its hint
+    file is newer than the output.
 
     Raises:
       ValueError: missing input, an output folder inside the input folder, an
@@ -157,11 +204,15 @@ def plan(input_path, output_dir, *, output_format="same", overwrite=False, ignor
             files += [pathlib.Path(folder) / n for n in sorted(names) if not n.startswith(".")]
     if output.exists() and not output.is_dir():
         raise ValueError(f"output {str(output_dir)!r} exists and is not a folder")
+    from keras_colorize.guidance import hint_file  # noqa: PLC0415 - its model import only when planning
+
     result = Plan([], [], [])
     claimed = {}  # output name (case-folded where the file system ignores case) -> relative input
     collisions = []
     for path in files:
         relative = path.relative_to(root)
+        if hint_file.is_sidecar(path):
+            continue
         if not images.is_image_path(path):
             result.ignored.append(str(relative))
             continue
@@ -173,10 +224,14 @@ def plan(input_path, output_dir, *, output_format="same", overwrite=False, ignor
             collisions.append((claimed[key], str(relative), destination))
             continue
         claimed[key] = str(relative)
-        if destination.exists() and not overwrite:
+        job_hints = pathlib.Path(hints).expanduser() if hints else None
+        if job_hints is None and sidecars:
+            sidecar = hint_file.sidecar_path(path, root, hints_dir and pathlib.Path(hints_dir).expanduser())
+            job_hints = sidecar if sidecar.is_file() else None
+        if destination.exists() and not overwrite and not (job_hints and _newer(job_hints, destination)):
             result.finished.append(str(relative))
         else:
-            result.jobs.append(Job(path, destination, str(relative)))
+            result.jobs.append(Job(path, destination, str(relative), job_hints))
     if collisions:
         shown = "; ".join(f"{a!r} and {b!r} -> {str(d)!r}" for a, b, d in collisions[:5])
         more = f" (and {len(collisions) - 5} more)" if len(collisions) > 5 else ""
@@ -237,12 +292,33 @@ def _read(job):
         return images.ImageReadError(f"{job.source}: cannot decode ({type(e).__name__}: {e})")
 
 
-def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress=True):
+def _guidance(colorizer, hints, pages, reference):
+    """One ``Guidance`` per page (None without hints or reference); ValueError for bad hints."""
+    if hints is None and reference is None:
+        return None
+    from keras_colorize.guidance import hint_file  # noqa: PLC0415
+
+    hints = None if hints is None else hint_file.Hints.load(hints)
+    return [colorizer.guidance_inputs(hints, page.width, page.height, reference) for page in pages]
+
+
+def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress=True, hints=None, reference=None):
     """Colorizes ``jobs`` in batches; returns a :class:`Summary` (no exception for bad files).
 
     Decoding runs one batch ahead and encoding in the background, on threads
     (Pillow and TF release the GIL).
+
+    Args:
+      hints: None (each job's own ``hints``), or one hint file (path, ``Hints`` or None) per job.
+      reference: a reference photo (path, or an ``(R,)`` reference input) for every photo whose
+        hints name none.
+
+    A job whose hints do not load or do not fit its photo fails with the reason.
     """
+    if hints is not None:
+        if len(hints) != len(jobs):
+            raise ValueError(f"hints must have one entry per job ({len(jobs)}), got {len(hints)}")
+        jobs = [dataclasses.replace(job, hints=h) for job, h in zip(jobs, hints)]
     summary = Summary()
     start = time.time()
     batch_size = colorizer.batch_size
@@ -286,10 +362,16 @@ def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress
                     continue
                 image_format = _output_format(picture, job, output_format)
                 pages = [picture] + (picture.more_pages if image_format == "TIFF" else [])
-                yield job, picture, pages, image_format
+                try:
+                    guidance = _guidance(colorizer, job.hints, pages, reference)
+                except ValueError as e:
+                    summary.failed.append((job.relative, " ".join(str(e).split())))
+                    bar.update(1)
+                    continue
+                yield job, picture, pages, image_format, guidance
 
         for batch in batching.batched(decoded(), batch_size):
-            for (job, picture, _, image_format), result in _colorize_batch(colorizer, batch):
+            for (job, picture, _, image_format, guidance), result in _colorize_batch(colorizer, batch):
                 if isinstance(result, Exception):
                     summary.failed.append((job.relative, f"colorization failed: {type(result).__name__}: {result}"))
                     bar.update(1)
@@ -298,6 +380,8 @@ def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress
                 note = _pages_note(picture, image_format)
                 if note:
                     summary.notes.append((job.relative, note))
+                if guidance is not None and job.hints is not None:
+                    summary.hinted.append((job.relative, str(getattr(job.hints, "source", None) or job.hints)))
                 writes.append((job, pool.submit(images.write_image, job.destination, rgb, alpha=alpha,
                                                 image_format=image_format, dpi=picture.dpi, quality=quality,
                                                 more_pages=more_pages)))
@@ -311,13 +395,18 @@ def colorize_jobs(colorizer, jobs, *, output_format="same", quality=95, progress
 def _colorize_batch(colorizer, batch):
     """Yields ``(item, [(rgb, alpha) per page])`` or ``(item, exception)``; isolates a failing image.
 
-    ``batch`` items are ``(job, picture, pages, image_format)``; all pages of
-    all items go through the network together.
+    ``batch`` items are ``(job, picture, pages, image_format, guidance)``; all
+    pages of all items go through the network together.
     """
     if not batch:
         return
     try:
-        outputs = colorizer.colorize_pictures([page for _, _, pages, _ in batch for page in pages])
+        all_pages = [page for _, _, pages, _, _ in batch for page in pages]
+        guidance = [g for _, _, pages, _, item in batch for g in (item or [None] * len(pages))]
+        if any(g is not None for g in guidance):
+            outputs = colorizer.colorize_pictures(all_pages, hints=guidance)
+        else:
+            outputs = colorizer.colorize_pictures(all_pages)
         start = 0
         for item in batch:
             count = len(item[2])
@@ -343,40 +432,112 @@ def write_report(output_dir, config, summary):
         "failed": [{"file": path, "reason": reason} for path, reason in summary.failed],
         "ignored_non_images": summary.ignored,
         "notes": [{"file": path, "note": note} for path, note in summary.notes],
+        "hints": [{"file": path, "hints": hints} for path, hints in summary.hinted],
         "seconds": round(summary.seconds, 3),
     }
     fileio.atomic_write_text(output / REPORT_NAME, json.dumps(report, indent=2))
 
 
+def _upright_size(path):
+    """(width, height) of a photo as :func:`images.read_image` turns it (EXIF orientation), from its header."""
+    from PIL import Image  # noqa: PLC0415
+
+    with Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def check_guidance(config):
+    """Loads ``config.hints`` (points checked against the photo) and ``config.reference``; writes nothing.
+
+    Returns:
+      the ``(R,)`` reference input of ``config.reference``, or None.
+
+    Raises:
+      ValueError: hints for a folder, a bad hint file (field and value named), a point outside
+        the photo, a reference that is not an image.
+    """
+    if not (config.hints or config.reference):
+        return None
+    from keras_colorize.guidance import hint_file  # noqa: PLC0415
+
+    if config.hints:
+        source = pathlib.Path(config.input).expanduser()
+        if not source.is_file():
+            raise ValueError(f"hints file {config.hints!r} is for one photo and input {config.input!r} is not one: "
+                             f"for a folder, put each photo's <photo>{hint_file.SIDECAR_SUFFIX} beside it (or under "
+                             "hints_dir)")
+        hints = hint_file.Hints.load(pathlib.Path(config.hints).expanduser())
+        try:
+            width, height = _upright_size(source)
+        except Exception:  # noqa: BLE001 - an unreadable photo fails as a photo, later, with its reason
+            pass
+        else:
+            hints.check_photo(width, height)
+        if hints.reference is not None:
+            hint_file.reference_input(hints.reference)
+    if not config.reference:
+        return None
+    reference = pathlib.Path(config.reference).expanduser()
+    hint_file.check_reference(reference, config.reference)
+    return hint_file.reference_input(reference)
+
+
+def check_guided(colorizer, config, jobs):
+    """Raises ``NoHintInputsError`` when hints (flags or sidecars of ``jobs``) meet a model without hint inputs."""
+    if colorizer.guided:
+        return
+    from keras_colorize.guidance import hint_file  # noqa: PLC0415
+
+    given = [f"--{name}" for name in ("hints", "reference") if getattr(config, name)]
+    sidecars = [job.relative for job in jobs if job.hints is not None] if not config.hints else []
+    if sidecars:
+        given.append(f"the hint sidecars of {len(sidecars)} photo{'s' if len(sidecars) > 1 else ''} (e.g. "
+                     f"{sidecars[0] + hint_file.SIDECAR_SUFFIX!r}; pass --nosidecars to colorize without them)")
+    if given:
+        raise hint_file.NoHintInputsError(hint_file.no_hint_inputs_message(config.model, " and ".join(given)))
+
+
 def run(config, *, progress=True, colorizer=None):
     """Validates, plans, colorizes, reports. Returns the :class:`Summary`.
 
-    Order: the configuration, the paths and name collisions (nothing written
-    yet), the output folder's writability (it is created here), then the
-    model is loaded and checked against the contract; only then is any image
-    read.
+    Order: the configuration, the paths and name collisions, the hint file
+    and reference photo (nothing written yet); with hints (flags or sidecars),
+    the model is loaded here and must take hints; the output folder's
+    writability (it is created here), then the model is loaded and checked
+    against the contract; only then is any image read.
 
     Raises:
-      ValueError: bad configuration (before any image is read).
+      ValueError: bad configuration (before any image is read and before
+        anything is written).
     """
     config.validate()
     output = pathlib.Path(config.output).expanduser()
-    options = dict(output_format=config.output_format, overwrite=config.overwrite)
+    options = dict(output_format=config.output_format, overwrite=config.overwrite, hints=config.hints,
+                   hints_dir=config.hints_dir, sidecars=config.sidecars)
     work = plan(config.input, output, **options)
+    reference = check_guidance(config)
+
+    def load():
+        from keras_colorize.inference.api import Colorizer  # noqa: PLC0415 - TF import only when needed
+
+        return Colorizer.from_path(config.model, batch_size=config.batch_size)
+
+    if config.hints or config.reference or any(job.hints is not None for job in work.jobs):
+        colorizer = colorizer or load()
+        check_guided(colorizer, config, work.jobs)
     check_output_writable(output, work.jobs)
     if fileio.is_case_insensitive(output):
         work = plan(config.input, output, ignore_case=True, **options)
     remove_stale_partials(output)
     summary = Summary(skipped=list(work.finished), ignored=list(work.ignored))
     if work.jobs:
-        if colorizer is None:
-            from keras_colorize.inference.api import Colorizer  # noqa: PLC0415 - TF import only when needed
-
-            colorizer = Colorizer.from_path(config.model, batch_size=config.batch_size)
+        colorizer = colorizer or load()
         done = colorize_jobs(colorizer, work.jobs, output_format=config.output_format, quality=config.quality,
-                             progress=progress)
-        summary.done, summary.failed, summary.notes, summary.seconds = (done.done, done.failed, done.notes,
-                                                                       done.seconds)
+                             progress=progress, reference=reference)
+        summary.done, summary.failed, summary.notes, summary.hinted, summary.seconds = (
+            done.done, done.failed, done.notes, done.hinted, done.seconds)
     if pathlib.Path(config.input).expanduser().is_dir():
         write_report(output, config, summary)
     return summary

@@ -37,6 +37,7 @@ from keras_colorize.models.losses import (
     colorizer_losses,
     has_bins_head,
 )
+from keras_colorize.models.transfer import TransferReport, transfer_weights
 from keras_colorize.models.resnet34 import (
     FEATURE_KEYS,
     ResNet34Encoder,
@@ -55,6 +56,7 @@ __all__ = [
     "ModelConfig",
     "ResNet34Encoder",
     "SpatialTile",
+    "TransferReport",
     "UNetBinsColorizer",
     "UNetBinsConfig",
     "ZhangColorizer",
@@ -72,4 +74,5 @@ __all__ = [
     "parameter_counts",
     "preset_names",
     "print_parameter_counts",
+    "transfer_weights",
 ]

@@ -9,6 +9,8 @@ Ishikawa 2016, "Let there be Color!", Sec. 3.2; the paper's Eq. 1).
 import keras
 from keras import ops
 
+from keras_colorize.guidance import spec
+
 
 @keras.saving.register_keras_serializable(package="keras_colorize")
 class SpatialTile(keras.layers.Layer):
@@ -93,16 +95,20 @@ def apply_class_head(x, hidden_units, num_classes, bn_momentum, bn_epsilon):
     return keras.layers.Activation("softmax", dtype="float32", name="class")(x)
 
 
-def apply_fusion(local, global_vector, filters):
+def apply_fusion(local, global_vector, filters, palette=None):
     """Fusion layer (paper Eq. 1, Iizuka et al. 2016).
 
     `relu(b + W [local; global])` at every pixel: the global vector is tiled
     over the local grid, concatenated on channels and mixed by a 1x1 conv.
+    A guided model's reference palette (`apply_reference_embedding`) joins
+    before the ReLU (`apply_reference_fusion`).
     """
     tiled = SpatialTile(name="fusion_tile")([global_vector, local])
     x = keras.layers.Concatenate(name="fusion_concat")([local, tiled])
     x = keras.layers.Conv2D(filters, 1, kernel_initializer="he_normal",
                             name="fusion_conv")(x)
+    if palette is not None:
+        x = apply_reference_fusion(x, palette)
     return keras.layers.ReLU(name="fusion_relu")(x)
 
 
@@ -131,3 +137,64 @@ def apply_ab_head(x, bn_momentum, bn_epsilon):
     x = keras.layers.Conv2D(2, 1, dtype="float32", name="out_conv")(x)
     x = _bn("out_bn", bn_momentum, bn_epsilon, dtype="float32")(x)
     return keras.layers.Activation("sigmoid", dtype="float32", name="ab")(x)
+
+
+# ----------------------------------------------------------------------------
+# Guidance (Zhang et al. 2017, adapted): local hints and a reference palette
+# ----------------------------------------------------------------------------
+#
+# Every guidance layer starts at zero (kernel_initializer="zeros"), so a guided
+# model computes exactly what the same network without guidance computes until
+# training moves them: an automatic model's weights carry over unchanged
+# (``keras_colorize.models.transfer_weights``), and zero hints stay the automatic case.
+
+
+def apply_hint_injection(x, hints, name, strides=1, pool=1):
+    """``x + conv3x3(hints)``: the hint map (a*, b*, mask) enters a feature map additively.
+
+    Args:
+      x: (B, h, w, C) features (before the BN of the first layer, or before the output layer).
+      hints: (B, S, S, 3) hint map; ``S / (pool * strides) == h``.
+      name: layer-name prefix (starts with "hint").
+      strides: stride of the hint conv (the first layer's own stride).
+      pool: average pooling of the hint map before the conv (for a coarser ``x``).
+    """
+    if pool > 1:
+        hints = keras.layers.AveragePooling2D(pool, name=f"{name}_pool")(hints)
+    h = keras.layers.Conv2D(x.shape[-1], 3, strides=strides, padding="same", use_bias=False,
+                            kernel_initializer="zeros", name=f"{name}_conv")(hints)
+    return keras.layers.Add(name=f"{name}_add")([x, h])
+
+
+def apply_reference_embedding(reference, units, bn_momentum=None, bn_epsilon=None):
+    """The reference input (a*b* histogram + flag) -> a (B, units) palette vector (2 x dense + ReLU)."""
+    del bn_momentum, bn_epsilon  # no BN: the histogram is already normalized
+    x = reference
+    for i in (1, 2):
+        x = keras.layers.Dense(units, activation="relu", kernel_initializer="he_normal",
+                               name=f"reference{i}_dense")(x)
+    return x
+
+
+def apply_reference_fusion(x, palette):
+    """``x + tile(dense(palette))``: the palette vector joins a feature map (zero-initialized dense)."""
+    v = keras.layers.Dense(x.shape[-1], kernel_initializer="zeros", use_bias=False,
+                           name="reference_fusion_dense")(palette)
+    tiled = SpatialTile(name="reference_tile")([v, x])
+    return keras.layers.Add(name="reference_add")([x, tiled])
+
+
+def guidance_inputs(l_input, hints, palette_units):
+    """The model's inputs and, for a guided model, its hint map and palette vector.
+
+    Returns:
+      ``(inputs, hint_map, palette)``: ``inputs`` is ``l_input`` for an automatic
+      model (hint_map and palette None), else the dict {"L", "hints", "reference"}.
+    """
+    if not hints:
+        return l_input, None, None
+    size = l_input.shape[1]
+    hint_map = keras.Input(shape=(size, size, spec.HINT_CHANNELS), name=spec.HINTS_INPUT)
+    reference = keras.Input(shape=(spec.REFERENCE_SIZE,), name=spec.REFERENCE_INPUT)
+    palette = apply_reference_embedding(reference, palette_units)
+    return {spec.L_INPUT: l_input, spec.HINTS_INPUT: hint_map, spec.REFERENCE_INPUT: reference}, hint_map, palette

@@ -58,6 +58,12 @@ class ModelConfig:
         paper's network and the only width the ImageNet port applies to.
       bn_momentum: Keras BatchNormalization momentum (0.9 = PyTorch's 0.1).
       bn_epsilon: BatchNormalization epsilon (1e-5 as in torchvision).
+      hints: guided colorization (Zhang et al. 2017, adapted): the model also
+        takes "hints" and "reference" inputs (:mod:`keras_colorize.guidance.spec`).
+        The hint map is added, through a zero-initialized conv, to the
+        encoder's normalized input (so it reaches the encoder and the full-
+        resolution skip of Up 5); the reference palette joins the fusion
+        layer. False (the paper's) keeps every preset's parameter count.
 
     Vary presets with `dataclasses.replace(get_preset("paper"), fusion=False)`
     or `get_preset("paper", fusion=False)`. The dtype policy is not part of
@@ -70,6 +76,7 @@ class ModelConfig:
     width: float = 1.0
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    hints: bool = False
 
     def __post_init__(self):
         size = self.image_size
@@ -95,6 +102,8 @@ class ModelConfig:
         if not self.bn_epsilon > 0:
             raise ValueError(
                 f"bn_epsilon must be > 0, got bn_epsilon={self.bn_epsilon!r}")
+        if not isinstance(self.hints, bool):
+            raise ValueError(f"hints must be a bool, got hints={self.hints!r}")
 
     def channels(self, base):
         """A width-1.0 channel count scaled by `width`."""
@@ -156,10 +165,11 @@ class ColorizerModel(keras.Model):
     """
 
     def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0,
-                 bn_momentum=0.9, bn_epsilon=1e-5, **kwargs):
+                 bn_momentum=0.9, bn_epsilon=1e-5, hints=False, **kwargs):
         config = ModelConfig(image_size=image_size, num_classes=num_classes,
                              fusion=fusion, width=width,
-                             bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+                             bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
+                             hints=hints)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         channels = config.channels
 
@@ -170,7 +180,11 @@ class ColorizerModel(keras.Model):
 
         # === Functional graph ===
         l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
+        inputs, hint_map, palette = blocks.guidance_inputs(
+            l_input, hints, channels(FUSION_FILTERS))
         x = apply_input_normalization(l_input)
+        if hint_map is not None:
+            x = blocks.apply_hint_injection(x, hint_map, "hint_input")
         skips = dict(encoder(x))
         skips["x"] = x
         bridge = blocks.apply_bridge(skips["layer4"], channels(BRIDGE_FILTERS), **bn)
@@ -180,7 +194,10 @@ class ColorizerModel(keras.Model):
                 bridge, [channels(u) for u in GLOBAL_UNITS], **bn)
             outputs["class"] = blocks.apply_class_head(
                 g512, channels(CLASS_HIDDEN_UNITS), num_classes, **bn)
-            y = blocks.apply_fusion(bridge, g256, channels(FUSION_FILTERS))
+            y = blocks.apply_fusion(bridge, g256, channels(FUSION_FILTERS),
+                                    palette=palette)
+        elif palette is not None:
+            y = blocks.apply_reference_fusion(bridge, palette)
         else:
             y = bridge
         for i, (filters, skip) in enumerate(
@@ -191,7 +208,7 @@ class ColorizerModel(keras.Model):
         outputs = {k: outputs[k] for k in (("ab", "class") if fusion
                                            else ("ab",))}
         kwargs.setdefault("name", "colorizer")
-        super().__init__(inputs=l_input, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.config = config
@@ -267,6 +284,7 @@ _BLOCK_OF_PREFIX = (
     ("up2", "Up 2"), ("up3", "Up 3"), ("up4", "Up 4"), ("up5", "Up 5"),
     ("out", "Conv Out"), ("ab", "Conv Out"),
     ("gray_to_rgb", "Input"), ("imagenet_norm", "Input"), ("L", "Input"),
+    ("hint", "Guidance"), ("reference", "Guidance"),
 )
 TABLE1_BLOCKS = ("Input Block", "Input Pool", "Down 1", "Down 2", "Down 3",
                  "Down 4", "Bridge", "Global", "Classification", "Up 1",
@@ -307,6 +325,6 @@ def block_parameter_counts(model):
             if n:
                 raise ValueError(f"input layer {layer.name!r} has weights")
             continue
-        counts[block] += n
+        counts[block] = counts.get(block, 0) + n  # "Guidance": guided models only
     counts["total"] = sum(counts.values())
     return counts

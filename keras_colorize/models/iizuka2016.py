@@ -51,7 +51,8 @@ FUSION_FILTERS = 256
 COLORIZATION = ((128, True), (64, False), (64, True), (32, False))
 #: Parameter-summary blocks: layer-name prefix -> block.
 BLOCK_PREFIXES = (("low", "low-level"), ("mid", "mid-level"), ("global", "global"), ("class", "classification"),
-                  ("fusion", "fusion"), ("color", "colorization"), ("ab", "output"))
+                  ("fusion", "fusion"), ("color", "colorization"), ("ab", "output"),
+                  ("hint", "guidance"), ("reference", "guidance"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,10 @@ class IizukaConfig:
         False is the paper's "w/o global features" baseline.
       width: multiplier on every channel count and FC width.
       bn_momentum, bn_epsilon: BatchNormalization settings.
+      hints: guided colorization (Zhang et al. 2017, adapted): the model also
+        takes "hints" and "reference" inputs (:mod:`keras_colorize.guidance.spec`).
+        The hint map enters the first conv and again before the output conv,
+        the reference palette the fusion layer; all of these start at zero.
     """
 
     image_size: int = 256
@@ -73,6 +78,7 @@ class IizukaConfig:
     width: float = 1.0
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    hints: bool = False
 
     def __post_init__(self):
         size = self.image_size
@@ -88,6 +94,8 @@ class IizukaConfig:
             raise ValueError(f"bn_momentum must be in [0, 1), got bn_momentum={self.bn_momentum!r}")
         if not self.bn_epsilon > 0:
             raise ValueError(f"bn_epsilon must be > 0, got bn_epsilon={self.bn_epsilon!r}")
+        if not isinstance(self.hints, bool):
+            raise ValueError(f"hints must be a bool, got hints={self.hints!r}")
 
     def channels(self, base):
         return resnet34.scale_channels(base, self.width)
@@ -96,9 +104,11 @@ class IizukaConfig:
         return dataclasses.asdict(self)
 
 
-def _conv_bn_relu(x, filters, name, bn, strides=1):
+def _conv_bn_relu(x, filters, name, bn, strides=1, hints=None):
     x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", kernel_initializer="he_normal",
                             name=f"{name}_conv")(x)
+    if hints is not None:
+        x = blocks.apply_hint_injection(x, hints, "hint_input", strides=strides)
     x = keras.layers.BatchNormalization(momentum=bn["bn_momentum"], epsilon=bn["bn_epsilon"], name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -107,23 +117,25 @@ def _conv_bn_relu(x, filters, name, bn, strides=1):
 class IizukaColorizer(keras.Model):
     """Iizuka et al. 2016 (functional); see the module docstring.
 
-    Input "L": (S, S, 1) in [0, 1]. Outputs: {"ab": (S, S, 2) float32 sigmoid
+    Input "L": (S, S, 1) in [0, 1] (with ``hints=True`` a dict of "L", "hints"
+    and "reference", see :mod:`keras_colorize.guidance.spec`). Outputs: {"ab": (S, S, 2) float32 sigmoid
     = (ab + 128) / 255, "class": (C,) float32 softmax} ("ab" only without
     fusion). Prefer ``build_colorizer(get_preset("iizuka2016"))``.
     """
 
     def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5,
-                 **kwargs):
+                 hints=False, **kwargs):
         config = IizukaConfig(image_size=image_size, num_classes=num_classes, fusion=fusion, width=width,
-                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, hints=hints)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         channels = config.channels
 
         # === Functional graph ===
         l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
+        inputs, hint_map, palette = blocks.guidance_inputs(l_input, hints, channels(FUSION_FILTERS))
         x = l_input
         for i, (filters, stride) in enumerate(LOW_LEVEL, start=1):
-            x = _conv_bn_relu(x, channels(filters), f"low{i}", bn, strides=stride)
+            x = _conv_bn_relu(x, channels(filters), f"low{i}", bn, strides=stride, hints=hint_map if i == 1 else None)
         low = x
         for i, filters in enumerate(MID_LEVEL, start=1):
             x = _conv_bn_relu(x, channels(filters), f"mid{i}", bn)
@@ -136,17 +148,21 @@ class IizukaColorizer(keras.Model):
             c = blocks.apply_dense_bn_relu(g512, channels(CLASS_HIDDEN_UNITS), "class1", **bn)
             c = keras.layers.Dense(num_classes, dtype="float32", name="class2_dense")(c)
             outputs["class"] = keras.layers.Activation("softmax", dtype="float32", name="class")(c)
-            x = blocks.apply_fusion(x, g256, channels(FUSION_FILTERS))
+            x = blocks.apply_fusion(x, g256, channels(FUSION_FILTERS), palette=palette)
+        elif palette is not None:
+            x = blocks.apply_reference_fusion(x, palette)
         for i, (filters, upsample) in enumerate(COLORIZATION, start=1):
             x = _conv_bn_relu(x, channels(filters), f"color{i}", bn)
             if upsample:
                 x = keras.layers.UpSampling2D(2, name=f"color{i}_up")(x)
+        if hint_map is not None:
+            x = blocks.apply_hint_injection(x, hint_map, "hint_output", pool=2)
         x = keras.layers.Conv2D(2, 3, padding="same", dtype="float32", name="ab_conv")(x)
         x = keras.layers.Activation("sigmoid", dtype="float32", name="ab_sigmoid")(x)
         outputs["ab"] = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype="float32", name="ab")(x)
         outputs = {k: outputs[k] for k in (("ab", "class") if fusion else ("ab",))}
         kwargs.setdefault("name", "iizuka2016")
-        super().__init__(inputs=l_input, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
         self.config = config

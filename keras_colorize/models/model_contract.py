@@ -6,7 +6,10 @@ The contract (paper Table 1, ``keras_colorize.models.build_colorizer``):
   ``S`` that is a multiple of 32 (the ResNet34 encoder downsamples 32x);
 * an a*b* output of shape ``(batch, S, S, 2)``: the ``"ab"`` entry of a dict
   output, or the model's only output;
-* optionally a ``"class"`` output ``(batch, C)`` (the scene head).
+* optionally a ``"class"`` output ``(batch, C)`` (the scene head);
+* a guided model (``hints=True``) takes a dict of three inputs: ``L`` as above,
+  ``hints`` ``(batch, S, S, 3)`` and ``reference`` ``(batch, R)``
+  (:mod:`keras_colorize.guidance.spec`).
 
 :func:`check_model_contract` checks a ``keras.Model``;
 :func:`check_signature` a SavedModel signature (a concrete function).
@@ -37,12 +40,14 @@ class Contract:
         model's only output is a*b*.
       num_classes: classes of the ``"class"`` output, or None.
       batch_size: a fixed batch dimension (SavedModels may have one), or None.
+      guided: the model takes the "hints" and "reference" inputs.
     """
 
     image_size: int
     ab_key: str | None
     num_classes: int | None = None
     batch_size: int | None = None
+    guided: bool = False
 
 
 def _shape(tensor):
@@ -113,16 +118,41 @@ def check_model_contract(model):
     """
     try:
         inputs = list(model.inputs)
-        if len(inputs) != 1:
-            raise ValueError(f"must have one input (L), got {len(inputs)}")
-        size, _ = _check_input(_shape(inputs[0]), inputs[0].dtype, fixed_batch_ok=False)
+        guided = len(inputs) == 3
+        if guided:
+            size = _check_guided_inputs(model)
+        elif len(inputs) != 1:
+            raise ValueError(f"must have one input (L), or three (L, hints, reference) for a guided model, "
+                             f"got {len(inputs)}")
+        else:
+            size, _ = _check_input(_shape(inputs[0]), inputs[0].dtype, fixed_batch_ok=False)
         outputs = model.output
         if isinstance(outputs, (list, tuple)) and len(outputs) != 1:
             outputs = list(model.outputs)
         ab_key = _ab_output(outputs, size)
     except (AttributeError, ValueError) as e:
         raise ValueError(f"model does not fit the colorizer contract: {e}") from e
-    return Contract(size, ab_key, _num_classes(outputs))
+    return Contract(size, ab_key, _num_classes(outputs), guided=guided)
+
+
+def _check_guided_inputs(model):
+    """The input side S of a guided model (inputs L, hints, reference); ValueError naming what is wrong."""
+    from keras_colorize.guidance import spec  # noqa: PLC0415 - the layout of the guided inputs
+
+    named = model.input if isinstance(model.input, dict) else {}
+    if sorted(named) != sorted((spec.L_INPUT, spec.HINTS_INPUT, spec.REFERENCE_INPUT)):
+        raise ValueError(f"a model with three inputs must name them {spec.L_INPUT!r}, {spec.HINTS_INPUT!r} and "
+                         f"{spec.REFERENCE_INPUT!r}, got {sorted(named) or 'unnamed inputs'}")
+    size, _ = _check_input(_shape(named[spec.L_INPUT]), named[spec.L_INPUT].dtype, fixed_batch_ok=False)
+    hints = _shape(named[spec.HINTS_INPUT])
+    if hints is None or hints[1:] != (size, size, spec.HINT_CHANNELS):
+        raise ValueError(f"input {spec.HINTS_INPUT!r} must be (batch, {size}, {size}, {spec.HINT_CHANNELS}), "
+                         f"got shape {hints}")
+    reference = _shape(named[spec.REFERENCE_INPUT])
+    if reference is None or reference[1:] != (spec.REFERENCE_SIZE,):
+        raise ValueError(f"input {spec.REFERENCE_INPUT!r} must be (batch, {spec.REFERENCE_SIZE}), got shape "
+                         f"{reference}")
+    return size
 
 
 def check_signature(fn):

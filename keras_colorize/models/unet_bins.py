@@ -47,8 +47,11 @@ class UNetBinsConfig:
 
     @classmethod
     def from_unet(cls, config, **bins):
-        """The bins variant of a ``ModelConfig``."""
-        return cls(**config.to_dict(), **bins)
+        """The bins variant of a ``ModelConfig`` (an automatic one: the bins head takes no hints)."""
+        if config.hints:
+            raise ValueError("the a*b* bins head has no hint inputs: build it from a ModelConfig with hints=False")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in config.to_dict().items() if k in names}, **bins)
 
     def unet_config(self):
         """The ``ModelConfig`` of the U-Net part (validates the shared fields)."""

@@ -103,8 +103,8 @@ class ValidationEvaluator:
         """Mean ``loss``, ``ab_loss``, ``class_loss`` and paper metrics over the dataset."""
         predict = self.predict_fn(model)
         totals = {}
-        for l_input, targets in self.dataset:
-            sums = self._batch_stats(l_input, targets, predict(l_input))
+        for inputs, targets in self.dataset:
+            sums = self._batch_stats(lightness(inputs), targets, predict(inputs))
             for name, value in sums.items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         return self._means(totals)
@@ -113,7 +113,8 @@ class ValidationEvaluator:
         """Paper metrics of predicting a* = b* = 0 everywhere (computed once)."""
         if self._gray is None:
             totals = {}
-            for l_input, targets in self.dataset:
+            for inputs, targets in self.dataset:
+                l_input = lightness(inputs)
                 per_image = metrics.paper_metrics(l_input, targets["ab"], metrics.gray_prediction(l_input))
                 for name, value in per_image.items():
                     totals[name] = totals.get(name, 0.0) + float(tf.reduce_sum(value))
@@ -134,6 +135,11 @@ class ValidationEvaluator:
             result["loss"] += self.class_loss_weight * result["class_loss"]
         result["images"] = int(images)
         return result
+
+
+def lightness(inputs):
+    """The L input of a batch's model inputs (a guided model's are a dict with "L")."""
+    return inputs["L"] if isinstance(inputs, dict) else inputs
 
 
 def image_grid(l_input, ab_pred, ab_true):
@@ -182,8 +188,9 @@ class PaperValidation(keras.callbacks.Callback):
             epoch + 1, result["images"], time.time() - start, result["mae"], gray["mae"],
             result["mse_ab"], result["mse_lab"], result["loss"])
         if self._writer is not None and self.grid_batch is not None:
-            l_input, ab_true = self.grid_batch
-            ab_pred = self.evaluator.predict_fn(self.model)(l_input)["ab"]
+            inputs, ab_true = self.grid_batch
+            ab_pred = self.evaluator.predict_fn(self.model)(inputs)["ab"]
+            l_input = lightness(inputs)
             with self._writer.as_default():
                 tf.summary.image(
                     "val_grid", image_grid(l_input, ab_pred, ab_true)[None], step=epoch,

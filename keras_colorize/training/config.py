@@ -29,10 +29,10 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 #: they fix the architecture, the optimizer's state layout and the step <-> epoch mapping.
 RESUME_FIELDS = (
     "model_preset", "image_size", "num_classes", "width", "fusion", "optimizer", "precision",
-    "batch_size", "steps_per_epoch", "ab_loss",
+    "batch_size", "steps_per_epoch", "ab_loss", "hints",
 )
 #: Values of resume fields in run directories written before the field existed.
-LEGACY_RESUME_VALUES = {"ab_loss": "mse"}
+LEGACY_RESUME_VALUES = {"ab_loss": "mse", "hints": False}
 
 
 class ConfigError(ValueError):
@@ -65,6 +65,8 @@ class TrainConfig:
     width: Optional[float] = None
     fusion: Optional[bool] = None
     encoder_weights: str = ""
+    hints: bool = False
+    init_from: str = ""
     # Loss and optimization
     class_loss_weight: Optional[float] = None
     ab_loss: Optional[str] = None
@@ -161,11 +163,16 @@ class TrainConfig:
             fail("ab_prior", "expected a .npy file written by `python -m keras_colorize.tools.ab_prior`")
         if self.encoder_weights and self.model_preset not in _UNET_PRESETS:
             fail("encoder_weights", f"only the presets {', '.join(_UNET_PRESETS)} have the ResNet34 encoder")
+        if self.hints and (self.model_preset == "zhang2016" or bins):
+            fail("hints", "guided colorization is an option of the paper's U-Net and iizuka2016 presets with an "
+                          "a*b* regression head (not zhang2016 or --ab_loss=rebalanced_ce)")
 
     def model_config(self, prior=None):
         """The model config this run trains (``prior``: the a*b* prior of a bins head, None = uniform)."""
         preset = models.get_preset(self.model_preset)
         fields = {"image_size": self.image_size, "width": float(self.width)}
+        if self.hints:
+            fields["hints"] = True
         for name in ("num_classes", "fusion"):
             if hasattr(preset, name):
                 fields[name] = getattr(self, name)

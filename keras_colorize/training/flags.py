@@ -71,6 +71,18 @@ flags.DEFINE_string(
     "ImageNet ResNet34 encoder weights (the .weights.h5 written by "
     "`python -m keras_colorize.tools.port_resnet34`). Empty: random initialization.")
 
+flags.DEFINE_bool(
+    "hints", _default("hints"),
+    "Guided colorization (Zhang et al. 2017, adapted): the model also takes colour hints (points with an "
+    "a*b* colour) and a reference photo's a*b* histogram; training simulates them from the ground truth "
+    "(keras_colorize.guidance.hint_ops). Presets paper, tiny and iizuka2016.")
+flags.DEFINE_string(
+    "init_from", _default("init_from"),
+    "Warm start: copy the weights of a trained model (a .keras path or a bundled name such as 'scenes') into "
+    "the new model, layer by layer by name; new layers (the guidance layers of --hints) and layers whose "
+    "shape differs (the class head when --num_classes changes) keep their initialization. Ignored when "
+    "the work directory already has a checkpoint (the run resumes from it). Empty: random initialization.")
+
 # --- Loss and optimizer -----------------------------------------------------
 flags.DEFINE_float(
     "class_loss_weight", _default("class_loss_weight"),

@@ -289,6 +289,12 @@ def validate(config, check_data=True, check_dir=True):
         raise ConfigError(
             f"--encoder_weights={config.encoder_weights!r} does not exist; write it with "
             "`python -m keras_colorize.tools.port_resnet34`")
+    if config.init_from and check_data:
+        from keras_colorize import pretrained  # noqa: PLC0415
+
+        if not os.path.isfile(pretrained.resolve(config.init_from)):
+            raise ConfigError(f"--init_from={config.init_from!r}: no such model file (bundled names: "
+                              f"{', '.join(pretrained.NAMES)})")
     return resolve_data(config) if check_data else None
 
 
@@ -349,6 +355,8 @@ def build_and_compile(config, strategy, total_steps):
                     model if isinstance(model, models.ColorizerModel) else model.get_layer("encoder"),
                     config.encoder_weights)
                 logging.info("encoder initialized from %s", config.encoder_weights)
+            if config.init_from:
+                _warm_start(model, config.init_from)
             if strategy.num_replicas_in_sync > 1:
                 _synchronize_batch_norm(model)
             loss, loss_weights = models.colorizer_losses(model_config, class_weight=config.class_loss_weight,
@@ -359,6 +367,21 @@ def build_and_compile(config, strategy, total_steps):
     finally:
         keras.config.set_dtype_policy(previous_policy)
     return model, loss
+
+
+def _warm_start(model, spec):
+    """Copies a trained model's weights into ``model`` by layer name (``--init_from``)."""
+    from keras_colorize.inference import api  # noqa: PLC0415 - the checked loader (bundled names too)
+
+    try:
+        source = api.load_keras_model(spec)
+    except ValueError as e:
+        raise ConfigError(f"--init_from={spec!r}: {e}") from None
+    try:
+        report = models.transfer_weights(source, model)
+    except ValueError as e:
+        raise ConfigError(f"--init_from={spec!r}: {e}") from None
+    logging.info("warm start from %s: %s", spec, report.summary())
 
 
 def _synchronize_batch_norm(model):
@@ -385,13 +408,15 @@ def _train_dataset(config, data, strategy, seed):
     def dataset_fn(input_context):
         return pipeline.make_dataset(list(data.train_files), "train", config.image_size, config.batch_size,
                                      seed=seed, with_class=config.fusion, repeat=True,
-                                     input_context=input_context, scale_jitter=config.scale_jitter)
+                                     input_context=input_context, scale_jitter=config.scale_jitter,
+                                     hints=config.hints)
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def _val_dataset(config, data):
     batch = config.val_batch_size or config.batch_size
-    ds = pipeline.make_dataset(list(data.val_files), "val", config.image_size, batch, with_class=config.fusion)
+    ds = pipeline.make_dataset(list(data.val_files), "val", config.image_size, batch, with_class=config.fusion,
+                               hints=config.hints)
     images = data.val_examples if not config.val_steps else min(data.val_examples, config.val_steps * batch)
     if config.val_steps:
         ds = ds.take(config.val_steps)
