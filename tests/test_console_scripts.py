@@ -27,6 +27,7 @@ MISSING = {
     "kc-colorize": "--input",
     "kc-colorize-video": "--input",
     "kc-user-study": "command",
+    "kc-studio": "--photos",
     "kc-export-saved-model": "--output",
     "kc-export-tflite": "--output_dir",
     "kc-litert": "--model",
@@ -35,6 +36,8 @@ MISSING = {
     "kc-ab-prior": "--train_data",
     "kc-release-model": "--model",
     "kc-contact-sheet": "--input",
+    "kc-beam-shards": "--source",
+    "kc-beam-colorize": "--input",
 }
 
 #: script, arguments that pass flag parsing, the optional module hidden from it, the extra that provides it.
@@ -43,6 +46,8 @@ EXTRAS = [
     ("kc-serving-client", ["--protocol=grpc", "--output_dir=colorized", "scan.jpg"], "tensorflow_serving", "serving"),
     ("kc-litert", ["--model=m.tflite", "--input=scan.jpg", "--output=scan_color.png"], "ai_edge_litert", "litert"),
     ("kc-export-saved-model", ["--preset=tiny", "--output=served", "--version=1"], "tensorflow_serving", "serving"),
+    ("kc-beam-shards", ["--source=photos", "--output=shards"], "apache_beam", "beam"),
+    ("kc-beam-colorize", ["--input=scans", "--output=colorized"], "apache_beam", "beam"),
 ]
 
 # TensorFlow's native start-up log, printed before Python runs whatever the flags say.

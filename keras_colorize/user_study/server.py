@@ -10,13 +10,11 @@ Routes (everything else is 404):
   POST /api/answer       {"image_id", "answer": "real"|"fake", "response_ms"}.
 
 Every refusal is a JSON `{"error": ...}` with a 4xx status, never a dropped
-connection: malformed JSON or JSON nested too deeply 400, no Content-Length or a
-chunked body 411, a body over `MAX_BODY_BYTES` 413, a body that stops arriving
-for `read_timeout_s` 408; the standard library's own checks (request line over
-64 KB 414, more than 100 header lines or one over 64 KB 431) answer JSON too.
-At most `max_connections` connections are served at once (one thread each);
-a connection that finds them all busy for `SLOT_WAIT_S` gets 503 with
-`Retry-After` before any of its request is read, so a 503 never stores an answer.
+connection; bodies are at most `MAX_BODY_BYTES`. At most `max_connections`
+connections are served at once (one thread each); a connection that finds them
+all busy for `SLOT_WAIT_S` gets 503 with `Retry-After` before any of its
+request is read, so a 503 never stores an answer. The request handling, limits
+and static files are the package's shared HTTP layer, `keras_colorize.webapp`.
 
 Image ids are keyed hashes (`catalog.make_image_id`): URLs carry no path, and
 only files found in the configured folders at start are ever read. The
@@ -33,45 +31,28 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.cookies
-import http.server
-import importlib.resources
-import ipaddress
-import json
 import logging
 import math
 import re
 import signal
-import socket
 import sys
 import threading
-import time
-import urllib.parse
 
+from keras_colorize import webapp
 from keras_colorize.user_study import catalog as catalog_lib
 from keras_colorize.user_study import db as db_lib
 from keras_colorize.user_study import display
 from keras_colorize.user_study import plan as plan_lib
+from keras_colorize.webapp import ClientError
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096
-LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn; 5 (the default) reset connections under load
-SLOT_WAIT_S = 1.0  # how long a new connection may wait for a free worker before it gets 503
-RETRY_AFTER_S = 2
-LINGER_S = 1.0  # after the last response, how long unread request bytes are drained so close() sends no reset
-_MAX_DRAIN_BYTES = 64 * 1024
+SLOT_WAIT_S = webapp.SLOT_WAIT_S  # see keras_colorize.webapp.AppServer
+RETRY_AFTER_S = webapp.RETRY_AFTER_S
 MAX_RESPONSE_MS = 24 * 3600 * 1000
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
-_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
 _IMG_PATH = re.compile(r"^/img/([0-9a-f]{20})$")
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +144,7 @@ class StudyApp:
             {self._id_of[(im.source, im.scene)]: im.path for im in self.catalog.images}, config.display_size)
         self._available = catalog_lib.available_sources(self.catalog)
         self.cookie_name = "kc_study_" + hashlib.sha256(salt).hexdigest()[:8]
-        self.static = _load_static()
+        self.static = webapp.load_static("keras_colorize.user_study")
 
     def close(self) -> None:
         self.db.close()
@@ -202,111 +183,10 @@ class StudyApp:
         }
 
 
-def _load_static() -> dict[str, tuple[bytes, str]]:
-    """`{url path: (bytes, content type)}` for the files shipped in `static/`, read once."""
-    files = {}
-    folder = importlib.resources.files("keras_colorize.user_study") / "static"
-    for entry in folder.iterdir():
-        suffix = "." + entry.name.rsplit(".", 1)[-1]
-        if entry.is_file() and suffix in _STATIC_TYPES:
-            files[f"/static/{entry.name}"] = (entry.read_bytes(), _STATIC_TYPES[suffix])
-    files["/"] = files.pop("/static/index.html")
-    return files
-
-
-class _ClientError(Exception):
-    """A refusal: `status` with `{"error": message, **extra}`; the connection is closed after it."""
-
-    def __init__(self, status: int, message: str, extra: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.extra = status, message, extra or {}
-
-
-def _netloc(url: str) -> str | None:
-    try:
-        return urllib.parse.urlsplit(url).netloc
-    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
-        return None
-
-
-class StudyHandler(http.server.BaseHTTPRequestHandler):
-    """HTTP handler; `self.server.app` is the `StudyApp`."""
+class StudyHandler(webapp.JsonHandler):
+    """The study's routes; `self.app` is the `StudyApp`. Request plumbing: `keras_colorize.webapp.JsonHandler`."""
 
     server_version = "kc-user-study"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-    _responded = False  # a response has been written for the current request
-
-    @property
-    def app(self) -> StudyApp:
-        return self.server.app
-
-    @property
-    def timeout(self) -> float:  # `StreamRequestHandler.setup` puts it on the socket: every read is bounded
-        return self.app.config.read_timeout_s
-
-    # ---- plumbing ----
-
-    def log_message(self, format, *args):  # noqa: A002 (BaseHTTPRequestHandler's signature)
-        log.info("%s %s", self.address_string(), format % args)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-        self._responded = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in {**_SECURITY_HEADERS, **(headers or {})}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json",
-                   {"Cache-Control": "no-store", **(headers or {})})
-
-    def _not_found(self) -> None:
-        self._send_json(404, {"error": "not found"})
-
-    def send_error(self, code, message=None, explain=None):
-        """The standard library's own refusals (bad request line, 414, 431, 501, ...), as JSON like ours."""
-        self.log_error("code %d, message %s", code, message)
-        self.close_connection = True
-        if self.request_version == "HTTP/0.9" and len(getattr(self, "requestline", "").split()) >= 3:
-            self.request_version = "HTTP/1.0"  # a bad version ("HTTP/2.0") is no HTTP/0.9 request: send a status line
-        try:
-            self._send_json(int(code), {"error": message or self.responses.get(code, ("error",))[0]},
-                            {"Connection": "close"})
-        except OSError:
-            pass
-
-    def _guarded(self, route) -> None:
-        """Runs a route: a refusal, a vanished client or a bug ends the request with a status, never a traceback
-        on the connection."""
-        self._responded = False
-        try:
-            try:
-                route()
-            except _ClientError as e:
-                self.close_connection = True  # the body may be unread: do not reuse the connection
-                if not self._responded:
-                    self._send_json(e.status, {"error": e.message, **e.extra}, {"Connection": "close"})
-            except OSError:
-                raise
-            except Exception:
-                log.exception("error answering %s %s", self.command, self.path[:200])
-                self.close_connection = True
-                if not self._responded:
-                    self._send_json(500, {"error": "internal server error"}, {"Connection": "close"})
-        except OSError as e:  # the client went away or stopped reading: nothing more to tell it
-            self.close_connection = True
-            log.info("%s %s %s: connection lost (%r)", self.address_string(), self.command, self.path[:200], e)
-
-    def _path(self) -> str:
-        try:
-            return urllib.parse.urlsplit(self.path).path
-        except ValueError:
-            raise _ClientError(400, "malformed request target") from None
 
     def _respondent_id(self) -> str | None:
         cookies = http.cookies.SimpleCookie()
@@ -317,242 +197,90 @@ class StudyHandler(http.server.BaseHTTPRequestHandler):
         morsel = cookies.get(self.app.cookie_name)
         return morsel.value if morsel else None
 
-    def _read_json(self) -> dict:
-        origin = self.headers.get("Origin")
-        if origin and _netloc(origin) != self.headers.get("Host"):
-            raise _ClientError(403, "cross-origin request refused")
-        body = self._read_body()
-        if self.headers.get_content_type() != "application/json":
-            raise _ClientError(400, "Content-Type must be application/json")
-        try:
-            payload = json.loads(body.decode("utf-8") or "null")
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError
-            raise _ClientError(400, "body is not valid JSON") from None
-        except RecursionError:  # '[' * 2000: the decoder recurses per level
-            raise _ClientError(400, "body is nested too deeply: an answer is one flat JSON object") from None
-        if not isinstance(payload, dict):
-            raise _ClientError(400, "body must be a JSON object")
-        return payload
-
-    def _read_body(self) -> bytes:
-        """The body its Content-Length announces (at most `MAX_BODY_BYTES`), read within the read timeout."""
-        if self.headers.get("Transfer-Encoding") is not None:
-            raise _ClientError(411, "chunked bodies are not accepted: send a Content-Length")
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
-            raise _ClientError(411, "Content-Length required")
-        if len(lengths) > 1:
-            raise _ClientError(400, "Content-Length given more than once")
-        length = lengths[0].strip()
-        if not re.fullmatch(r"[0-9]+", length):  # ASCII only: str.isdigit() also accepts "²" and "٣"
-            raise _ClientError(400, f"Content-Length must be a number of bytes, got {length[:40]!r}")
-        if len(length) > 9 or int(length) > MAX_BODY_BYTES:
-            raise _ClientError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        size = int(length)
-        try:
-            body = self.rfile.read(size)
-        except TimeoutError:
-            raise _ClientError(408, f"the request body did not arrive within {self.timeout:g} s") from None
-        if len(body) < size:
-            raise _ClientError(400, f"the body ended after {len(body)} of the {size} bytes of its Content-Length")
-        return body
-
     # ---- routes ----
 
-    def do_GET(self):  # noqa: N802 (http.server naming)
-        self._guarded(self._get)
-
-    def do_HEAD(self):  # noqa: N802
-        self._guarded(self._get)
-
-    def do_POST(self):  # noqa: N802
-        self._guarded(self._post)
-
-    def _get(self) -> None:
-        path = self._path()
-        if path in self.app.static:
-            body, content_type = self.app.static[path]
-            self._send(200, body, content_type, {"Cache-Control": "no-cache"})
+    def route_get(self, path: str) -> None:
+        if self.serve_static(path):
             return
         match = _IMG_PATH.match(path)
         if match:
             image_id = match.group(1)
             if image_id not in self.app.images:
-                self._not_found()
-                return
+                raise ClientError(404, "not found")
             try:
                 body = self.app.images.get(image_id)
             except OSError:
                 log.exception("cannot render image %s", image_id)
-                self._send_json(500, {"error": "image cannot be read"})
-                return
-            self._send(200, body, "image/jpeg", {"Cache-Control": "private, max-age=86400"})
+                raise ClientError(500, "image cannot be read") from None
+            self.send_body(200, body, "image/jpeg", {"Cache-Control": "private, max-age=86400"})
             return
         if path == "/api/state":
             respondent_id = self._respondent_id()
             state = self.app.db.state(respondent_id) if respondent_id else None
-            self._send_json(200, self.app.state_json(state))
+            self.send_json(200, self.app.state_json(state))
             return
-        self._not_found()
+        raise ClientError(404, "not found")
 
-    def _post(self) -> None:
-        path = self._path()
+    def route_post(self, path: str) -> None:
         if path == "/api/start":
-            payload = self._read_json()
+            payload = self.read_json(MAX_BODY_BYTES)
             if set(payload) - {"new"} or not isinstance(payload.get("new", False), bool):
-                raise _ClientError(400, 'start takes {} or {"new": true}')
+                raise ClientError(400, 'start takes {} or {"new": true}')
             state = self.app.start(self._respondent_id(), new=payload.get("new", False))
             cookie = (f"{self.app.cookie_name}={state.respondent_id}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; "
                       "HttpOnly; SameSite=Strict")
-            self._send_json(200, self.app.state_json(state), {"Set-Cookie": cookie})
+            self.send_json(200, self.app.state_json(state), {"Set-Cookie": cookie})
         elif path == "/api/answer":
-            self._answer(self._read_json())
+            self._answer(self.read_json(MAX_BODY_BYTES))
         else:
-            raise _ClientError(404, "not found")
+            raise ClientError(404, "not found")
 
     def _answer(self, payload: dict) -> None:
         image_id, answer, response_ms = _validate_answer(payload)
         respondent_id = self._respondent_id()
         if not respondent_id:
-            raise _ClientError(403, "no study session: start the study first")
+            raise ClientError(403, "no study session: start the study first")
         result, state = self.app.db.record_answer(respondent_id, image_id, answer, response_ms)
         if result is db_lib.AnswerResult.UNKNOWN_RESPONDENT:
-            raise _ClientError(403, "unknown study session: start the study first")
+            raise ClientError(403, "unknown study session: start the study first")
         if result is db_lib.AnswerResult.NOT_ASSIGNED:
-            raise _ClientError(403, "this image is not part of your session")
+            raise ClientError(403, "this image is not part of your session")
         if result in (db_lib.AnswerResult.ALREADY_ANSWERED, db_lib.AnswerResult.OUT_OF_ORDER):
             message = ("this image is already answered" if result is db_lib.AnswerResult.ALREADY_ANSWERED
                        else "another image is due first")
-            raise _ClientError(409, message, {"state": self.app.state_json(state)})
-        self._send_json(200, self.app.state_json(state))
+            raise ClientError(409, message, {"state": self.app.state_json(state)})
+        self.send_json(200, self.app.state_json(state))
 
 
 def _validate_answer(payload: dict) -> tuple[str, str, int]:
     """`(image_id, answer, response_ms)` from an answer body, or a 400 naming the bad field."""
     unknown = set(payload) - {"image_id", "answer", "response_ms"}
     if unknown:
-        raise _ClientError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise ClientError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
     image_id = payload.get("image_id")
     if not isinstance(image_id, str) or not catalog_lib.IMAGE_ID_PATTERN.match(image_id):
-        raise _ClientError(400, "image_id must be an image id string")
+        raise ClientError(400, "image_id must be an image id string")
     answer = payload.get("answer")
     if answer not in ("real", "fake"):
-        raise _ClientError(400, "answer must be 'real' or 'fake'")
+        raise ClientError(400, "answer must be 'real' or 'fake'")
     response_ms = payload.get("response_ms")
     if (isinstance(response_ms, bool) or not isinstance(response_ms, (int, float))
             or not math.isfinite(response_ms) or not 0 <= response_ms <= MAX_RESPONSE_MS):
-        raise _ClientError(400, f"response_ms must be a number of milliseconds in [0, {MAX_RESPONSE_MS}]")
+        raise ClientError(400, f"response_ms must be a number of milliseconds in [0, {MAX_RESPONSE_MS}]")
     return image_id, answer, round(response_ms)
 
 
-def _linger_close(sock: socket.socket, seconds: float) -> None:
-    """Closes after the response: half-close, then drain what the client still sends (bounded in time and bytes).
+class StudyServer(webapp.AppServer):
+    """The study's `webapp.AppServer` carrying the `StudyApp`; `url` is where respondents go.
 
-    Closing a socket with unread bytes makes the kernel send a reset, which can
-    destroy the response the client has not read yet (a 413 or 408 sent before
-    the body was read).
+    At most `config.max_connections` connections at once; beyond, 503 with
+    `Retry-After` and nothing stored (see `keras_colorize.webapp.AppServer`).
     """
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        deadline, drained = time.monotonic() + seconds, 0
-        while drained < _MAX_DRAIN_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            sock.settimeout(remaining)
-            chunk = sock.recv(16384)
-            if not chunk:
-                break
-            drained += len(chunk)
-    except OSError:
-        pass
-    finally:
-        sock.close()
-
-
-def _busy_response() -> bytes:
-    body = json.dumps({"error": "the study server is busy: nothing was saved; try again in a few seconds"}).encode()
-    headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Retry-After": str(RETRY_AFTER_S),
-               "Cache-Control": "no-store", "Connection": "close", **_SECURITY_HEADERS}
-    head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    return head.encode("latin-1") + body
-
-
-class StudyServer(http.server.ThreadingHTTPServer):
-    """`ThreadingHTTPServer` carrying the `StudyApp`; `url` is where respondents go.
-
-    One thread per connection, at most `config.max_connections` at once; the
-    accept loop waits up to `SLOT_WAIT_S` for a free one (the connection waits
-    in the listen backlog), then answers 503 without reading the request. Once
-    a wait has failed, further connections get 503 at once until a thread is free.
-    """
-
-    daemon_threads = True
-    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, app: StudyApp):
-        self.app = app
-        self._slots = threading.Condition()
-        self._active = 0
-        self._saturated = False
-        if ":" in app.config.host:
-            self.address_family = socket.AF_INET6
-        super().__init__((app.config.host, app.config.port), StudyHandler)
-
-    @property
-    def active_connections(self) -> int:
-        """Connections being served now (each holds one thread)."""
-        with self._slots:
-            return self._active
-
-    def _take_slot(self) -> bool:
-        limit = self.app.config.max_connections
-        with self._slots:
-            if not self._slots.wait_for(lambda: self._active < limit, 0 if self._saturated else SLOT_WAIT_S):
-                self._saturated = True
-                return False
-            self._active += 1
-            return True
-
-    def _free_slot(self) -> None:
-        with self._slots:
-            self._active -= 1
-            self._saturated = False
-            self._slots.notify()
-
-    def process_request(self, request, client_address):
-        if not self._take_slot():
-            log.warning("%s: all %d connections busy: 503", client_address[0], self.app.config.max_connections)
-            try:
-                request.settimeout(1.0)
-                request.sendall(_busy_response())
-            except OSError:
-                pass
-            _linger_close(request, 0.2)  # in the accept loop: keep it short
-            return
-        try:
-            super().process_request(request, client_address)  # starts the thread
-        except BaseException:
-            self._free_slot()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._free_slot()
-
-    def shutdown_request(self, request):
-        _linger_close(request, LINGER_S)
-
-    def handle_error(self, request, client_address):
-        log.exception("unexpected error on the connection from %s", client_address[0])
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/"
+        super().__init__(app, (app.config.host, app.config.port), StudyHandler, static=app.static,
+                         read_timeout_s=app.config.read_timeout_s, max_connections=app.config.max_connections,
+                         busy_message="the study server is busy: nothing was saved; try again in a few seconds")
 
 
 def make_server(config: StudyConfig) -> StudyServer:
@@ -565,22 +293,13 @@ def make_server(config: StudyConfig) -> StudyServer:
         raise ValueError(f"--host={config.host} --port={config.port}: cannot listen there ({e.strerror})") from e
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(config: StudyConfig) -> None:
     """Runs the study until Ctrl+C or SIGTERM; every answer is already committed when it returns."""
     server = make_server(config)
     app = server.app
     for warning in app.warnings:
         log.warning("%s", warning)
-    if not _is_loopback(config.host):
+    if not webapp.is_loopback(config.host):
         log.warning("--host=%s: the study is reachable from other machines on this network", config.host)
     counts = ", ".join(f"{s}: {app.catalog.count(s)}" for s in app.catalog.sources)
     print(f"User study: {app.catalog.scene_count} scenes ({counts}); {config.per_respondent} images per "
