@@ -71,3 +71,15 @@ def test_configure_cpu_reports_settings(monkeypatch):
     finally:
         perf.use_fused_batch_norm(False)
     assert perf.configure_cpu(fused_bn=False)["fused_batch_norm"] is False
+
+
+def test_bfloat16_on_a_cpu_that_only_emulates_it_is_named_in_a_warning():
+    from keras_colorize.training import perf
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    amx = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n"
+    assert perf.cpu_has_native_bf16(avx2) is False and perf.cpu_has_native_bf16(amx) is True
+    warning = perf.check_precision("mixed_bfloat16", avx2)
+    assert "--precision=float32" in warning and "avx512_bf16" in warning
+    assert perf.check_precision("mixed_bfloat16", amx) is None
+    assert perf.check_precision("float32", avx2) is None

@@ -344,6 +344,9 @@ def build_and_compile(config, strategy, total_steps):
         logging.warning("--ab_prior is not set: uniform a*b* prior, so the bins loss is not rebalanced")
     model_config = config.model_config(prior=prior)
     previous_policy = keras.config.dtype_policy()
+    warning = perf.check_precision(config.precision) if not tf.config.list_physical_devices("GPU") else None
+    if warning:
+        logging.warning(warning)
     keras.config.set_dtype_policy(config.precision)
     try:
         keras.utils.set_random_seed(config.seed)
