@@ -114,10 +114,18 @@ def test_short_side_zero_keeps_the_photo_size(tree, tmp_path):
 def test_scenes_split_and_class_list(scenes_dir):
     """The bundled model's data: Intel train/test kept, SUN split by seed, 12 classes as in experiments/."""
     listed = places365.read_class_list(REPO_ROOT / "experiments" / "scenes_classes.txt")
-    assert places365.class_folder_names(scenes_dir) == listed
+    # The 16-class list of the whole folder names every class folder; its first 12 are the bundled model's.
+    sky = places365.read_class_folders(REPO_ROOT / "experiments" / "scenes_sky_classes.txt")
+    assert places365.class_folder_names(scenes_dir) == sorted(f for folders in sky.values() for f in folders)
+    assert list(sky)[:12] == listed and len(sky) == 16
     assert places365.read_class_list(REPO_ROOT / "keras_colorize" / "pretrained" / "scenes_classes.txt") == listed
     _, train = places365.list_records(scenes_dir, "train", layout="classes", class_names=listed)
     _, val = places365.list_records(scenes_dir, "val", layout="classes", class_names=listed)
     assert (len(train), len(val)) == (8450, 1983)
     assert all("intel/test/" in r.source or r.source.startswith("sun16720/") for r in val)
     assert not {r.source for r in train} & {r.source for r in val}
+    _, train16 = places365.list_records(scenes_dir, "train", layout="classes", class_folders=sky)
+    _, val16 = places365.list_records(scenes_dir, "val", layout="classes", class_folders=sky)
+    assert (len(train16), len(val16)) == (11745, 2424)
+    old = {r.source for r in val}  # the 12 classes keep their split
+    assert {r.source for r in val16} & ({r.source for r in train} | old) == old
