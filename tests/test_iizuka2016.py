@@ -51,7 +51,8 @@ def test_tiny_counts_and_strides(tiny):
     counts = models.parameter_counts(tiny)
     assert counts["total"] == _iizuka_params(64, 4, 0.125) == 294_938
     assert set(counts) == {"low-level", "mid-level", "global", "classification", "fusion", "colorization",
-                           "output", "total"}
+                           "output", "guidance", "total"}
+    assert counts["guidance"] == 0  # an automatic model: no hint layers, the pinned total unchanged
     # Strides: mid-level at 1/8, the global grid at 1/32, the sigmoid at 1/2 before the last upsampling.
     assert tiny.get_layer("mid2_relu").output.shape[1:3] == (8, 8)
     assert tiny.get_layer("global_flatten").input.shape[1:3] == (2, 2)
