@@ -1,6 +1,7 @@
 """The documentation against the tree: the layout table, links, named commands, and the results page.
 
-* docs/layout.md ("Where things are") names files that exist, and every package module is in it.
+* docs/layout.md ("Where things are") names files that exist, and every package module is in it; the modules it
+  maps import each other without a circle.
 * The README stays short and keeps the test command where .ci/run reads it.
 * Every relative link in README.md, BUILD_NOTES.md and docs/*.md resolves (file and #anchor).
 * Every command the docs name exists: `python -m keras_colorize...` modules, `kc-*` console scripts,
@@ -10,6 +11,7 @@
 * Headline figures of docs/results.md are not copied back into the README, BUILD_NOTES or the flagfiles.
 """
 
+import ast
 import configparser
 import json
 import pathlib
@@ -49,6 +51,65 @@ def test_every_package_module_is_in_the_layout_table():
                      if p.name != "__init__.py" and "__pycache__" not in p.parts)
     absent = [m for m in modules if f"`{m}`" not in section]
     assert not absent, f"modules missing from docs/layout.md: {absent}"
+
+
+def _import_graph():
+    """``{module: {package modules it imports}}``, imports inside functions included (they are edges too)."""
+    modules = {}
+    for path in (ROOT / "keras_colorize").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(_read(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_colorize"):
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    edges.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names if alias.name.startswith("keras_colorize"))
+        graph[name] = {edge for edge in edges if edge in modules and edge != name}
+    return graph
+
+
+def _circles(graph):
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in sorted(graph[node]):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_circle_finder_finds_a_planted_circle():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_package_modules_import_each_other_without_a_circle():
+    graph = _import_graph()
+    assert len(graph) > 80 and graph["keras_colorize.export.litert_runner"]  # the graph was read
+    assert not _circles(graph), f"import circles: {_circles(graph)}"
 
 
 # ---------------------------------------------------------------------------

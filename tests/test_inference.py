@@ -199,15 +199,15 @@ def bundled(tiny_model_path, tmp_path, monkeypatch):
 
 
 def test_bundled_name_is_resolved_or_clearly_missing(tiny_model_path, bundled):
-    from keras_colorize import pretrained
+    from keras_colorize.inference import model_spec
 
     for make in (lambda: api.load_predictor("scenes"), lambda: api.Colorizer("scenes"),
                  lambda: api.Colorizer.from_path("scenes")):
         with pytest.raises(ValueError, match="the bundled model 'scenes' is missing from this installation"):
             make()
     (bundled / "scenes.keras").write_bytes(tiny_model_path.read_bytes())
-    assert pretrained.resolve("scenes") == str(bundled / "scenes.keras")
-    assert pretrained.resolve(str(tiny_model_path)) == str(tiny_model_path)
+    assert model_spec.locate("scenes") == bundled / "scenes.keras"
+    assert model_spec.locate(str(tiny_model_path)) == tiny_model_path
     colorizer = api.Colorizer("scenes", batch_size=2)
     assert colorizer.image_size == 64 and api.Colorizer.from_path("scenes").image_size == 64
     gray = np.full((30, 40), 120, np.uint8)

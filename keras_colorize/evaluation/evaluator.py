@@ -51,6 +51,7 @@ from keras_colorize import fileio
 from keras_colorize.inference import batching
 from keras_colorize.inference import images
 from keras_colorize.inference import merge
+from keras_colorize.inference import model_spec
 from keras_colorize.evaluation import metrics
 from keras_colorize import pretrained
 from keras_colorize.data import features
@@ -111,9 +112,7 @@ class EvalConfig:
         if len(set(names)) != len(names) or GRAY_BASELINE in names or any(not n for n in names):
             raise ValueError(f"model names must be unique, non-empty and not {GRAY_BASELINE!r}, got {names}")
         for name, path in self.models:
-            if not pathlib.Path(pretrained.resolve(path)).exists():
-                raise ValueError(f"model {name}={path!r} does not exist (bundled model names: "
-                                 f"{', '.join(pretrained.NAMES)})")
+            model_spec.locate(path, label=f"model {name}=")
         if self.image_size is not None and (not isinstance(self.image_size, int) or self.image_size < 8):
             raise ValueError(f"image_size must be an int >= 8 or None, got {self.image_size!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

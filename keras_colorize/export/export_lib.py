@@ -34,13 +34,9 @@ def load_model(model_path="", preset="paper"):
 
     if model_path:
         bundled = pretrained.is_name(model_path)
-        path = pathlib.Path(pretrained.resolve(model_path))  # ValueError if a bundled model is not installed
-        if not path.is_file() or path.suffix != ".keras":
-            raise ValueError(f"model must be a bundled model name ({', '.join(pretrained.NAMES)}) or an existing "
-                             f".keras file, got {model_path!r}")
         from keras_colorize.inference import api  # noqa: PLC0415
 
-        model = api.load_keras_model(path)  # "not a valid Keras model file (...)", contract checked
+        model, path = api.load_keras_model(model_path, with_path=True)  # checked spec, file and contract
         return model, (f"bundled model {model_path!r} ({path})" if bundled else f"trained model {path}")
     if preset not in models.preset_names():
         raise ValueError(f"preset must be one of {models.preset_names()}, got {preset!r}")

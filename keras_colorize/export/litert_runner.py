@@ -45,6 +45,7 @@ import numpy as np
 from keras_colorize.guidance.hint_file import NoHintInputsError  # noqa: F401 - raised here, part of this API
 from keras_colorize.guidance import hint_file
 from keras_colorize.inference import images
+from keras_colorize.inference import model_spec
 from keras_colorize.inference import api
 from keras_colorize import pretrained
 
@@ -77,11 +78,7 @@ def tflite_for(model, progress=print):
       ValueError: ``model`` is neither a bundled name nor a ``.tflite`` file.
     """
     if not pretrained.is_name(model):
-        path = pathlib.Path(model)
-        if path.suffix != ".tflite" or not path.is_file():
-            raise ValueError(f"model must be a .tflite file or a bundled model name ({', '.join(pretrained.NAMES)}), "
-                             f"got {model!r}")
-        return path
+        return model_spec.locate(model, kinds=(model_spec.TFLITE,))
     keras_file = pretrained.path_of(model)  # ValueError if this installation lacks it
     from keras_colorize.export import tflite as tflite_lib  # noqa: PLC0415 - TensorFlow only when converting
 
@@ -90,10 +87,8 @@ def tflite_for(model, progress=print):
     cached = tflite_lib.variant_path(folder, "float32", stem)
     if cached.is_file():
         return cached
-    from keras_colorize.export import export_lib  # noqa: PLC0415
-
     progress(f"converting the bundled model {model!r} to TFLite once, into {cached}")
-    loaded, _ = export_lib.load_model(str(keras_file))
+    loaded = api.load_keras_model(keras_file)
     converted = tflite_lib.convert_variants(loaded, folder, ("float32",), name=stem, overwrite=True)
     return converted.paths["float32"]
 

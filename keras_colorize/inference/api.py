@@ -29,7 +29,6 @@ Example::
 
 import dataclasses
 import os
-import pathlib
 import types
 import zipfile
 from typing import NamedTuple
@@ -43,8 +42,8 @@ from keras_colorize.guidance import hint_file
 from keras_colorize.guidance import spec
 from keras_colorize.inference import images
 from keras_colorize.inference import merge
+from keras_colorize.inference import model_spec
 from keras_colorize.models import model_contract
-from keras_colorize import pretrained
 
 
 # ----------------------------------------------------------------------------
@@ -200,24 +199,20 @@ def _load_keras_file(path):
                          f"({type(e).__name__}: {_one_line(e)[:300]})") from e
 
 
-def load_keras_model(spec):
+def load_keras_model(spec, with_path=False):
     """A contract-checked ``keras.Model`` from a bundled name or a ``.keras`` / ``.h5`` path (for the exporters).
 
     Same checks and messages as :func:`load_predictor`: a missing path, a
     name that is not installed, a file that is not a Keras model ("not a
     valid Keras model file (...)"), a model that does not fit the contract.
     """
-    path = pathlib.Path(pretrained.resolve(os.fspath(spec)))
-    if not path.is_file():
-        raise ValueError(f"model path {os.fspath(spec)!r} does not exist or is not a file")
-    if path.suffix not in (".keras", ".h5"):
-        raise ValueError(f"model path {str(path)!r} must be a .keras file")
+    path = model_spec.locate(spec, kinds=(model_spec.KERAS,))
     model = _load_keras_file(path)
     try:
         check_model_contract(model)
     except ValueError as e:
         raise ValueError(f"model path {str(path)!r}: {e}") from e
-    return model
+    return (model, path) if with_path else model
 
 
 def load_predictor(model):
@@ -238,17 +233,9 @@ def load_predictor(model):
         does not fit the contract.
     """
     if isinstance(model, (str, os.PathLike)):
-        spec = os.fspath(model)
-        path = pathlib.Path(pretrained.resolve(spec))
-        if not path.exists():
-            raise ValueError(f"model path {spec!r} does not exist (bundled model names: "
-                             f"{', '.join(pretrained.NAMES)})")
+        path = model_spec.locate(model)
         if path.is_dir():
-            if not (path / "saved_model.pb").exists():
-                raise ValueError(f"model path {str(path)!r} is a folder without saved_model.pb (not a SavedModel)")
             return _SavedModelPredictor(path)
-        if path.suffix not in (".keras", ".h5"):
-            raise ValueError(f"model path {str(path)!r} must be a .keras file or a SavedModel folder")
         loaded = _load_keras_file(path)
         try:
             return _KerasPredictor(loaded, name=str(path))

@@ -70,6 +70,7 @@ from keras_colorize import cli
 from keras_colorize import fileio
 from keras_colorize import pretrained
 from keras_colorize.inference import batching
+from keras_colorize.inference import model_spec
 
 av = cli.require_extra("av", "video")  # PyAV is optional: without it, MissingExtra names the [video] extra
 
@@ -570,11 +571,7 @@ def _colorize_batch(colorizer, frames, smoother, smooth, guidance=None, first=0)
 
 def check_model(model):
     """Refuses a model that is not there (a bundled name not installed, a missing path) without loading it."""
-    if pretrained.is_name(model):
-        pretrained.path_of(model)  # ValueError naming the bundled model
-    elif not pathlib.Path(model).exists():
-        raise ValueError(f"model path {str(model)!r} does not exist "
-                         f"(bundled model names: {', '.join(pretrained.NAMES)})")
+    model_spec.locate(model)
 
 
 def _load_colorizer(config):

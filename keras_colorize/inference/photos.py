@@ -50,7 +50,7 @@ from tqdm import tqdm
 from keras_colorize import fileio
 from keras_colorize.inference import batching
 from keras_colorize.inference import images
-from keras_colorize import pretrained
+from keras_colorize.inference import model_spec
 
 REPORT_NAME = "colorize_report.json"
 
@@ -95,9 +95,7 @@ class ColorizeConfig:
             raise ValueError(f"output_format must be one of {images.OUTPUT_FORMATS}, got {self.output_format!r}")
         if not 1 <= int(self.quality) <= 100:
             raise ValueError(f"quality must be in [1, 100], got {self.quality!r}")
-        if not self.model or not pathlib.Path(pretrained.resolve(self.model)).exists():
-            raise ValueError(f"model {self.model!r} does not exist (bundled model names: "
-                             f"{', '.join(pretrained.NAMES)})")
+        model_spec.locate(self.model)
         if self.hints and not pathlib.Path(self.hints).expanduser().is_file():
             raise ValueError(f"hints file {self.hints!r} does not exist or is not a file")
         if self.hints_dir and not pathlib.Path(self.hints_dir).expanduser().is_dir():

@@ -3,7 +3,8 @@
 Every command that takes a model (``colorize``, ``colorize_video``,
 ``evaluate``, both exporters, the LiteRT runner) and
 ``keras_colorize.Colorizer(...)`` accept one of :data:`NAMES` where they
-accept a model path; ``colorize`` and ``colorize_video`` use
+accept a model path (one resolver for all:
+:func:`keras_colorize.inference.model_spec.locate`); ``colorize`` and ``colorize_video`` use
 :data:`DEFAULT` when no model is given. A name is looked up here first, so a
 file that happens to be called ``scenes`` in the working directory needs a
 path (``./scenes``).
@@ -18,8 +19,7 @@ and non-commercial use only (see its card); it inherits that restriction.
 Example::
 
     from keras_colorize import pretrained
-    pretrained.resolve("scenes")        # .../keras_colorize/pretrained/scenes.keras
-    pretrained.resolve("runs/p3/best.keras")  # any other spec is returned as a path
+    pretrained.path_of("scenes")        # .../keras_colorize/pretrained/scenes.keras
 """
 
 import dataclasses
@@ -83,10 +83,3 @@ def card_path(name):
 def classes_path(name):
     """Path of a bundled model's class list (line order = class index)."""
     return _HERE / RELEASED[name].classes
-
-
-def resolve(spec):
-    """A bundled model's file for a name, else ``spec`` itself (a path, unchanged)."""
-    if is_name(spec):
-        return str(path_of(spec))
-    return spec

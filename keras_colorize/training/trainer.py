@@ -290,11 +290,12 @@ def validate(config, check_data=True, check_dir=True):
             f"--encoder_weights={config.encoder_weights!r} does not exist; write it with "
             "`python -m keras_colorize.tools.port_resnet34`")
     if config.init_from and check_data:
-        from keras_colorize import pretrained  # noqa: PLC0415
+        from keras_colorize.inference import model_spec  # noqa: PLC0415
 
-        if not os.path.isfile(pretrained.resolve(config.init_from)):
-            raise ConfigError(f"--init_from={config.init_from!r}: no such model file (bundled names: "
-                              f"{', '.join(pretrained.NAMES)})")
+        try:
+            model_spec.locate(config.init_from, kinds=(model_spec.KERAS,), label="--init_from=")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return resolve_data(config) if check_data else None
 
 

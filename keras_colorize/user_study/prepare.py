@@ -31,8 +31,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from keras_colorize import fileio
-from keras_colorize import pretrained
 from keras_colorize.inference import images
+from keras_colorize.inference import model_spec
 from keras_colorize.user_study import catalog as catalog_lib
 
 
@@ -70,9 +70,7 @@ class PrepareConfig:
             if not catalog_lib.MODEL_NAME_PATTERN.match(name) or name.lower() == catalog_lib.REAL:
                 raise ValueError(f"model name {name!r} must be 1-64 letters, digits, '_', '.', '+' or '-', starting "
                                  f"with a letter or digit, and not {catalog_lib.REAL!r}")
-            if not pathlib.Path(pretrained.resolve(spec)).exists():
-                raise ValueError(f"model {name}={spec!r} does not exist (bundled model names: "
-                                 f"{', '.join(pretrained.NAMES)})")
+            model_spec.locate(spec, label=f"model {name}=")
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model names must differ, got {duplicates} more than once")
