@@ -19,8 +19,10 @@ from keras_colorize.models.colorizer import (
 )
 from keras_colorize.models.iizuka2016 import IizukaColorizer, IizukaConfig
 from keras_colorize.models.registry import (
+    Preset,
     build_colorizer,
     get_preset,
+    preset,
     parameter_counts,
     preset_names,
     print_parameter_counts,
@@ -54,6 +56,7 @@ __all__ = [
     "IizukaColorizer",
     "IizukaConfig",
     "ModelConfig",
+    "Preset",
     "ResNet34Encoder",
     "SpatialTile",
     "TransferReport",
@@ -72,6 +75,7 @@ __all__ = [
     "has_bins_head",
     "load_encoder_weights",
     "parameter_counts",
+    "preset",
     "preset_names",
     "print_parameter_counts",
     "transfer_weights",

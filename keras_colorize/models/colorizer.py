@@ -25,6 +25,7 @@ import os
 import keras
 
 from keras_colorize.models import blocks
+from keras_colorize.models import config_base
 from keras_colorize.models import resnet34
 
 #: torchvision's ImageNet normalization (RGB).
@@ -42,7 +43,7 @@ DECODER_SKIPS = ("layer3", "layer2", "layer1", "stem", "x")
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(config_base.BaseConfig):
     """Architecture of the colorizer.
 
     Attributes:
@@ -70,77 +71,9 @@ class ModelConfig:
     the config: the model builds (and loads) under the global Keras policy.
     """
 
-    image_size: int = 256
     num_classes: int = 137
     fusion: bool = True
-    width: float = 1.0
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
     hints: bool = False
-
-    def __post_init__(self):
-        size = self.image_size
-        if (isinstance(size, bool) or not isinstance(size, int) or size < 32
-                or size % 32):
-            raise ValueError(
-                f"image_size must be a positive multiple of 32 (the encoder "
-                f"downsamples 32x), got image_size={size!r}")
-        if isinstance(self.num_classes, bool) or not isinstance(
-                self.num_classes, int) or self.num_classes < 2:
-            raise ValueError(
-                f"num_classes must be an integer >= 2, got "
-                f"num_classes={self.num_classes!r}")
-        if not isinstance(self.fusion, bool):
-            raise ValueError(f"fusion must be a bool, got fusion={self.fusion!r}")
-        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
-            raise ValueError(
-                f"width must be a number in (0, 4], got width={self.width!r}")
-        if not 0 <= self.bn_momentum < 1:
-            raise ValueError(
-                f"bn_momentum must be in [0, 1), got "
-                f"bn_momentum={self.bn_momentum!r}")
-        if not self.bn_epsilon > 0:
-            raise ValueError(
-                f"bn_epsilon must be > 0, got bn_epsilon={self.bn_epsilon!r}")
-        if not isinstance(self.hints, bool):
-            raise ValueError(f"hints must be a bool, got hints={self.hints!r}")
-
-    def channels(self, base):
-        """A width-1.0 channel count scaled by `width`."""
-        return resnet34.scale_channels(base, self.width)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-_PRESETS = {
-    # The paper's network: 256 px, 137 Places365 landscape classes.
-    "paper": ModelConfig(),
-    # For tests and smoke runs: 64 px, 4 classes, a quarter of the channels.
-    "tiny": ModelConfig(image_size=64, num_classes=4, width=0.25),
-}
-
-
-def get_preset(name, **overrides):
-    """A named `ModelConfig`: "paper" or "tiny", with optional field overrides.
-
-    Example:
-      >>> get_preset("paper", fusion=False).fusion
-      False
-    """
-    if name not in _PRESETS:
-        raise ValueError(
-            f"preset must be one of {sorted(_PRESETS)}, got preset={name!r}")
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown ModelConfig field(s) {unknown}; fields are "
-                         f"{sorted(fields)}")
-    return dataclasses.replace(_PRESETS[name], **overrides)
-
-
-def preset_names():
-    return sorted(_PRESETS)
 
 
 def apply_input_normalization(l_input):

@@ -39,7 +39,7 @@ import dataclasses
 import keras
 
 from keras_colorize.models import blocks
-from keras_colorize.models import resnet34
+from keras_colorize.models import config_base
 
 LOW_LEVEL = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1))
 MID_LEVEL = (512, 256)
@@ -56,7 +56,7 @@ BLOCK_PREFIXES = (("low", "low-level"), ("mid", "mid-level"), ("global", "global
 
 
 @dataclasses.dataclass(frozen=True)
-class IizukaConfig:
+class IizukaConfig(config_base.BaseConfig):
     """Architecture of the Iizuka et al. 2016 colorizer.
 
     Attributes:
@@ -72,36 +72,9 @@ class IizukaConfig:
         the reference palette the fusion layer; all of these start at zero.
     """
 
-    image_size: int = 256
     num_classes: int = 137
     fusion: bool = True
-    width: float = 1.0
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
     hints: bool = False
-
-    def __post_init__(self):
-        size = self.image_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-            raise ValueError(f"image_size must be a positive multiple of 32, got image_size={size!r}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got num_classes={self.num_classes!r}")
-        if not isinstance(self.fusion, bool):
-            raise ValueError(f"fusion must be a bool, got fusion={self.fusion!r}")
-        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
-            raise ValueError(f"width must be a number in (0, 4], got width={self.width!r}")
-        if not 0 <= self.bn_momentum < 1:
-            raise ValueError(f"bn_momentum must be in [0, 1), got bn_momentum={self.bn_momentum!r}")
-        if not self.bn_epsilon > 0:
-            raise ValueError(f"bn_epsilon must be > 0, got bn_epsilon={self.bn_epsilon!r}")
-        if not isinstance(self.hints, bool):
-            raise ValueError(f"hints must be a bool, got hints={self.hints!r}")
-
-    def channels(self, base):
-        return resnet34.scale_channels(base, self.width)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def _conv_bn_relu(x, filters, name, bn, strides=1, hints=None):

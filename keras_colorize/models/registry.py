@@ -16,14 +16,45 @@ from keras_colorize.models import iizuka2016
 from keras_colorize.models import unet_bins
 from keras_colorize.models import zhang2016
 
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One preset's home: its config and the training rules that go with its network.
+
+    Attributes:
+      config: the default model config (``get_preset`` overrides fields of it).
+      loss_defaults: what a training run takes when it leaves these unset
+        (``fusion``, ``ab_loss``, ``class_loss_weight``).
+      resnet34_encoder: the network has the ResNet34 encoder (``--encoder_weights`` applies).
+      bins_only: the network predicts a*b* bins and trains with ``BINS_LOSS`` only.
+      guidable: ``hints=True`` is an option of its config.
+    """
+
+    config: object
+    loss_defaults: dict
+    resnet34_encoder: bool = False
+    bins_only: bool = False
+    guidable: bool = False
+
+    @property
+    def bins_head_possible(self):
+        """``--ab_loss=rebalanced_ce`` has a head to train: the bins network itself or the U-Net's bins variant."""
+        return self.bins_only or self.resnet34_encoder
+
+
+_PAPER_LOSS = {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0}
 _PRESETS = {
-    # The paper's network: 256 px, 137 Places365 landscape classes.
-    "paper": colorizer.ModelConfig(),
+    # The paper's network: 256 px, 137 Places365 landscape classes; MSE + 1.0 x CE(class).
+    "paper": Preset(colorizer.ModelConfig(), _PAPER_LOSS, resnet34_encoder=True, guidable=True),
     # For tests and smoke runs: 64 px, 4 classes, a quarter of the channels.
-    "tiny": colorizer.ModelConfig(image_size=64, num_classes=4, width=0.25),
+    "tiny": Preset(colorizer.ModelConfig(image_size=64, num_classes=4, width=0.25), _PAPER_LOSS,
+                   resnet34_encoder=True, guidable=True),
     # Peer models at their papers' widths; --width scales them for a CPU.
-    "zhang2016": zhang2016.ZhangConfig(),
-    "iizuka2016": iizuka2016.IizukaConfig(),
+    # Zhang et al. 2016: a*b* bins, no class head.
+    "zhang2016": Preset(zhang2016.ZhangConfig(), {"fusion": False, "ab_loss": "rebalanced_ce",
+                                                   "class_loss_weight": 0.0}, bins_only=True),
+    # Iizuka et al. 2016: MSE + alpha * CE(class), alpha = 1/300.
+    "iizuka2016": Preset(iizuka2016.IizukaConfig(), {"fusion": True, "ab_loss": "mse",
+                                                     "class_loss_weight": 1.0 / 300}, guidable=True),
 }
 
 _BUILDERS = {
@@ -43,15 +74,20 @@ def get_preset(name, **overrides):
       >>> get_preset("zhang2016", width=0.25).width
       0.25
     """
-    if name not in _PRESETS:
-        raise ValueError(f"preset must be one of {sorted(_PRESETS)}, got preset={name!r}")
-    base = _PRESETS[name]
+    base = preset(name).config
     fields = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown {type(base).__name__} field(s) {unknown} for preset={name!r}; fields are "
                          f"{sorted(fields)}")
     return dataclasses.replace(base, **overrides)
+
+
+def preset(name):
+    """The :class:`Preset` of a name (its config, loss defaults and traits)."""
+    if name not in _PRESETS:
+        raise ValueError(f"preset must be one of {sorted(_PRESETS)}, got preset={name!r}")
+    return _PRESETS[name]
 
 
 def preset_names():

@@ -14,6 +14,7 @@ from typing import Optional
 import keras
 
 from keras_colorize.models import ab_bins
+from keras_colorize.models import config_base
 from keras_colorize.models import colorizer
 
 #: The decoder feature the bins head reads (Up 3's output, stride 4).
@@ -21,7 +22,7 @@ FEATURE_LAYER = "up3_2_relu"
 
 
 @dataclasses.dataclass(frozen=True)
-class UNetBinsConfig:
+class UNetBinsConfig(config_base.BaseConfig):
     """A :class:`~keras_colorize.models.ModelConfig` plus the bins head's settings.
 
     Attributes: those of ``ModelConfig`` (image_size, num_classes, fusion,
@@ -29,21 +30,10 @@ class UNetBinsConfig:
     :class:`keras_colorize.models.zhang2016.ZhangConfig`.
     """
 
-    image_size: int = 256
     num_classes: int = 137
     fusion: bool = True
-    width: float = 1.0
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
     temperature: float = ab_bins.TEMPERATURE
     prior: Optional[tuple] = None
-
-    def __post_init__(self):
-        self.unet_config()
-        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
-            raise ValueError(f"temperature must be > 0, got temperature={self.temperature!r}")
-        if self.prior is not None:
-            object.__setattr__(self, "prior", tuple(float(p) for p in ab_bins.check_prior(self.prior)))
 
     @classmethod
     def from_unet(cls, config, **bins):
@@ -58,8 +48,6 @@ class UNetBinsConfig:
         fields = {f.name for f in dataclasses.fields(colorizer.ModelConfig)}
         return colorizer.ModelConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 @keras.saving.register_keras_serializable(package="keras_colorize")

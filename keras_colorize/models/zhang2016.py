@@ -44,7 +44,7 @@ from typing import Optional
 import keras
 
 from keras_colorize.models import ab_bins
-from keras_colorize.models import resnet34
+from keras_colorize.models import config_base
 
 #: (filters, convs, first stride, dilation) of blocks 1-7 at width 1.0.
 BLOCKS = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2), (512, 3, 1, 2),
@@ -55,7 +55,7 @@ BLOCK_PREFIXES = tuple((f"conv{i}", f"conv{i}") for i in range(1, 9)) + (("ab", 
 
 
 @dataclasses.dataclass(frozen=True)
-class ZhangConfig:
+class ZhangConfig(config_base.BaseConfig):
     """Architecture of the Zhang et al. 2016 colorizer.
 
     Attributes:
@@ -69,33 +69,8 @@ class ZhangConfig:
       bn_momentum, bn_epsilon: BatchNormalization settings.
     """
 
-    image_size: int = 256
-    width: float = 1.0
     temperature: float = ab_bins.TEMPERATURE
     prior: Optional[tuple] = None
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
-
-    def __post_init__(self):
-        size = self.image_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-            raise ValueError(f"image_size must be a positive multiple of 32, got image_size={size!r}")
-        if not (isinstance(self.width, (int, float)) and 0 < self.width <= 4):
-            raise ValueError(f"width must be a number in (0, 4], got width={self.width!r}")
-        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
-            raise ValueError(f"temperature must be > 0, got temperature={self.temperature!r}")
-        if self.prior is not None:
-            object.__setattr__(self, "prior", tuple(float(p) for p in ab_bins.check_prior(self.prior)))
-        if not 0 <= self.bn_momentum < 1:
-            raise ValueError(f"bn_momentum must be in [0, 1), got bn_momentum={self.bn_momentum!r}")
-        if not self.bn_epsilon > 0:
-            raise ValueError(f"bn_epsilon must be > 0, got bn_epsilon={self.bn_epsilon!r}")
-
-    def channels(self, base):
-        return resnet34.scale_channels(base, self.width)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def _conv(x, filters, name, strides=1, dilation=1):

@@ -11,15 +11,8 @@ from typing import Optional
 
 from keras_colorize import models
 
-MODEL_PRESETS = ("paper", "tiny", "zhang2016", "iizuka2016")
-#: Loss defaults of each preset (fields left None take them); the U-Net presets take the first.
-_LOSS_DEFAULTS = {"paper": {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0},
-                  # Zhang et al.: a*b* bins, no class head.
-                  "zhang2016": {"fusion": False, "ab_loss": "rebalanced_ce", "class_loss_weight": 0.0},
-                  # Iizuka et al.: MSE + alpha * CE(class), alpha = 1/300.
-                  "iizuka2016": {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0 / 300}}
-#: Presets whose model has the ResNet34 encoder (--encoder_weights).
-_UNET_PRESETS = ("paper", "tiny")
+#: Model presets (each one's config, loss defaults and traits: keras_colorize/models/registry.py).
+MODEL_PRESETS = tuple(models.preset_names())
 OPTIMIZERS = ("adam", "adamw", "adadelta", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -110,7 +103,7 @@ class TrainConfig:
                 f"--train_data={self.train_data!r}, --val_data={self.val_data!r}: both are required "
                 "unless --demo_data_dir is set")
         choice("model_preset", MODEL_PRESETS)
-        for name, value in _LOSS_DEFAULTS.get(self.model_preset, _LOSS_DEFAULTS["paper"]).items():
+        for name, value in models.preset(self.model_preset).loss_defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         choice("optimizer", OPTIMIZERS)
@@ -148,24 +141,30 @@ class TrainConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     def _check_model_options(self, fail):
-        """Preset, head and loss fit together (zhang2016: bins, no class head; bins head: U-Net or zhang2016)."""
+        """Preset, head and loss fit together (the traits of each preset: keras_colorize/models/registry.py)."""
         bins = self.ab_loss == models.BINS_LOSS
-        if self.model_preset == "zhang2016":
+        preset = models.preset(self.model_preset)
+        names = models.preset_names()
+        encoders = ", ".join(n for n in names if models.preset(n).resnet34_encoder)
+        if preset.bins_only:
             if self.fusion:
-                fail("fusion", "the zhang2016 preset has no class head; leave --fusion unset (or --nofusion)")
+                fail("fusion", f"the {self.model_preset} preset has no class head; leave --fusion unset (or --nofusion)")
             if not bins:
-                fail("ab_loss", f"the zhang2016 preset predicts a*b* bins and trains with {models.BINS_LOSS} only")
-        elif bins and self.model_preset not in _UNET_PRESETS:
-            fail("ab_loss", f"{models.BINS_LOSS} needs a bins head: presets {', '.join(_UNET_PRESETS)} or zhang2016")
+                fail("ab_loss", f"the {self.model_preset} preset predicts a*b* bins and trains with {models.BINS_LOSS} "
+                                "only")
+        elif bins and not preset.bins_head_possible:
+            heads = ", ".join(n for n in names if models.preset(n).bins_head_possible)
+            fail("ab_loss", f"{models.BINS_LOSS} needs a bins head: presets {heads}")
         if self.ab_prior and not bins:
             fail("ab_prior", f"the a*b* prior is only used with --ab_loss={models.BINS_LOSS}")
         if self.ab_prior and not self.ab_prior.endswith(".npy"):
             fail("ab_prior", "expected a .npy file written by `python -m keras_colorize.tools.ab_prior`")
-        if self.encoder_weights and self.model_preset not in _UNET_PRESETS:
-            fail("encoder_weights", f"only the presets {', '.join(_UNET_PRESETS)} have the ResNet34 encoder")
-        if self.hints and (self.model_preset == "zhang2016" or bins):
-            fail("hints", "guided colorization is an option of the paper's U-Net and iizuka2016 presets with an "
-                          "a*b* regression head (not zhang2016 or --ab_loss=rebalanced_ce)")
+        if self.encoder_weights and not preset.resnet34_encoder:
+            fail("encoder_weights", f"only the presets {encoders} have the ResNet34 encoder")
+        if self.hints and (not preset.guidable or bins):
+            guidable = ", ".join(n for n in names if models.preset(n).guidable)
+            fail("hints", f"guided colorization is an option of the presets {guidable} with an a*b* regression head "
+                          f"(not --ab_loss={models.BINS_LOSS})")
 
     def model_config(self, prior=None):
         """The model config this run trains (``prior``: the a*b* prior of a bins head, None = uniform)."""

@@ -18,6 +18,7 @@ import dataclasses
 
 from absl import flags
 
+from keras_colorize import models
 from keras_colorize.training import config
 
 FLAGS = flags.FLAGS
@@ -89,7 +90,7 @@ flags.DEFINE_float(
     "lambda in loss = MSE(ab) + lambda * CE(class): 1 for P1, P2, P4; 0.01 for P3 (class loss / 100). "
     "Default: the preset's (1; iizuka2016: 1/300, the paper's alpha).")
 flags.DEFINE_enum(
-    "ab_loss", _default("ab_loss"), ["mse", "l1", "huber", "rebalanced_ce"],
+    "ab_loss", _default("ab_loss"), list(models.AB_LOSSES),
     "a*b* loss: 'mse' (the paper's), 'l1' (mean absolute error: aims at the paper's MAE metric and is less "
     "grayish than MSE's conditional mean), 'huber', or 'rebalanced_ce' (Zhang et al. 2016: the model predicts "
     "a distribution over a*b* bins, trained with the class-rebalanced soft-encoded cross-entropy, decoded by "
