@@ -41,7 +41,9 @@ import ipaddress
 import json
 import logging
 import re
+import signal
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -454,3 +456,26 @@ class AppServer(http.server.ThreadingHTTPServer):
         host, port = self.server_address[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
+
+
+def serve_until_stopped(server: AppServer, close_app) -> None:
+    """Serves until Ctrl+C or SIGTERM, then closes the server and the app (``close_app()``), whichever stopped it.
+
+    SIGTERM is turned into the same orderly stop as Ctrl+C when called from the
+    main thread (a signal handler can only be installed there); the previous
+    handler is restored afterwards.
+    """
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr, flush=True)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        close_app()
+        server.server_close()

@@ -210,14 +210,20 @@ def _signature_io(show_output, signature):
     return found
 
 
+#: What the image-bytes signatures (serving_default, colorize_guided) return, as saved_model_cli shows it.
+_BYTES_OUTPUTS = {
+    ("outputs", "colorized_bytes"): ("DT_STRING", "(-1)"),
+    ("outputs", "class_index"): ("DT_INT32", "(-1)"),
+    ("outputs", "class_name"): ("DT_STRING", "(-1)"),
+    ("outputs", "class_probability"): ("DT_FLOAT", "(-1)"),
+}
+
+
 def test_saved_model_cli_show_lists_documented_signatures(exported):
     out = _show(exported)
     assert _signature_io(out, "serving_default") == {
         ("inputs", "image_bytes"): ("DT_STRING", "(-1)"),
-        ("outputs", "colorized_bytes"): ("DT_STRING", "(-1)"),
-        ("outputs", "class_index"): ("DT_INT32", "(-1)"),
-        ("outputs", "class_name"): ("DT_STRING", "(-1)"),
-        ("outputs", "class_probability"): ("DT_FLOAT", "(-1)"),
+        **_BYTES_OUTPUTS,
     }
     assert _signature_io(out, "colorize_l") == {
         ("inputs", "L"): ("DT_FLOAT", "(-1, 64, 64, 1)"),
@@ -730,10 +736,7 @@ def test_guided_saved_model_cli_show_and_run(guided_model, guided_exported, land
     # serving_default and colorize_l are those of an unguided model.
     assert _signature_io(out, "serving_default") == {
         ("inputs", "image_bytes"): ("DT_STRING", "(-1)"),
-        ("outputs", "colorized_bytes"): ("DT_STRING", "(-1)"),
-        ("outputs", "class_index"): ("DT_INT32", "(-1)"),
-        ("outputs", "class_name"): ("DT_STRING", "(-1)"),
-        ("outputs", "class_probability"): ("DT_FLOAT", "(-1)"),
+        **_BYTES_OUTPUTS,
     }
     assert set(_signature_io(out, "colorize_l")) == {("inputs", "L"), ("outputs", "ab"),
                                                      ("outputs", "class_probabilities")}
@@ -743,10 +746,7 @@ def test_guided_saved_model_cli_show_and_run(guided_model, guided_exported, land
         ("inputs", "colors_ab"): ("DT_FLOAT", "(-1, -1, 2)"),
         ("inputs", "sizes"): ("DT_INT32", "(-1, -1)"),
         ("inputs", "reference_bytes"): ("DT_STRING", "(-1)"),
-        ("outputs", "colorized_bytes"): ("DT_STRING", "(-1)"),
-        ("outputs", "class_index"): ("DT_INT32", "(-1)"),
-        ("outputs", "class_name"): ("DT_STRING", "(-1)"),
-        ("outputs", "class_probability"): ("DT_FLOAT", "(-1)"),
+        **_BYTES_OUTPUTS,
     }
     assert _signature_io(out, "colorize_l_guided") == {
         ("inputs", "L"): ("DT_FLOAT", "(-1, 64, 64, 1)"),

@@ -105,7 +105,7 @@ def test_clipped_calibration_narrows_ranges_and_both_are_measured(trained_model,
 
     Which one is closer is a property of the network: the L1-trained paper U-Net of an earlier release
     collapsed towards gray with min/max ranges (0.016 mean, max 0.50) and needed the clipping (2.3e-3);
-    the bundled Iizuka-layout model is closer with min/max ranges (BUILD_NOTES, "Quantization"), which
+    the bundled Iizuka-layout model is closer with min/max ranges (BUILD_NOTES, "Export"), which
     is why ``--clip_percentile=0`` exists. Here the default must stay within tolerance.
     """
     from ai_edge_litert.interpreter import Interpreter

@@ -26,6 +26,7 @@ from keras_colorize import fileio
 from keras_colorize.studio import folder as folder_lib
 from keras_colorize.studio import server as server_lib
 from keras_colorize.studio import session as session_lib
+from webapp_helpers import serving_in_a_thread
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -112,16 +113,8 @@ def running_studio(photos_dir, colorizer, output=None, **overrides):
     config = server_lib.StudioConfig(photos=str(photos_dir), output=str(output) if output else None, port=0,
                                      **{"preview_size": 256, **overrides})
     server = server_lib.make_server(config, colorizer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_a_thread(server, after_close=lambda: server.app.batch.wait(30)):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.app.close()
-        server.app.batch.wait(30)
-        thread.join(10)
 
 
 class Client:

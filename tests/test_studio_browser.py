@@ -28,9 +28,8 @@ import pytest
 from PIL import Image
 
 from test_studio import REPO_ROOT, build_hint_follower  # noqa: F401 - the model is built by the fixture below
+from webapp_helpers import BROWSER_MARKS, headless_chromium
 
-CHROMIUM = os.environ.get("KC_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("KC_CHROMEDRIVER", "/usr/bin/chromedriver")
 ARTIFACTS = pathlib.Path(os.environ.get("KC_TEST_ARTIFACTS", REPO_ROOT / "tests" / "artifacts"))
 PHOTOS = ["SanFran1851.jpg", "1870sSphinx.jpg", "Scotland1919.jpg", "OregonTrail1870s.jpg", "1900sDaytonaBeach.png"]
 PHOTO = "SanFran1851.jpg"  # 1500 x 886, a wide bright sky over the town
@@ -38,13 +37,8 @@ SKY = (0.25, 0.10)         # where the point goes (fractions of width and height
 FAR = (0.85, 0.85)         # the far side of the photo: the ground, bottom right
 CHOSEN = "#d02090"         # the chosen colour: a magenta no sky has
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-                       reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})"),
-]
+pytestmark = BROWSER_MARKS
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -71,20 +65,8 @@ def photos_dir(bw_dir, tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download a driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,800", "--force-device-scale-factor=1",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile", "1280,800", "--force-device-scale-factor=1") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _start_studio(photos, output, model):

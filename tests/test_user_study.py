@@ -15,7 +15,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
@@ -27,6 +26,7 @@ from keras_colorize.user_study import display
 from keras_colorize.user_study import plan as plan_lib
 from keras_colorize.user_study import report as report_lib
 from keras_colorize.user_study import server as server_lib
+from webapp_helpers import serving_in_a_thread
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -221,15 +221,8 @@ class Client:
 @contextlib.contextmanager
 def running_server(config):
     server = server_lib.make_server(config)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_a_thread(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        server.app.close()
-        thread.join(10)
 
 
 @pytest.fixture

@@ -50,34 +50,7 @@ def colorizer(tiny_model_path):
 @pytest.fixture(scope="module")
 def gray_clip(video_path, tmp_path_factory):
     """The first FRAMES frames of the clip, gray (Rec. 709 luma), H.264, with its AAC audio copied."""
-    path = tmp_path_factory.mktemp("clip") / "gray.mp4"
-    with av.open(str(video_path)) as source, av.open(str(path), "w") as output:
-        in_video, in_audio = source.streams.video[0], source.streams.audio[0]
-        out_video = output.add_stream("libx264", rate=in_video.average_rate)
-        out_video.width, out_video.height = in_video.codec_context.width, in_video.codec_context.height
-        out_video.pix_fmt, out_video.time_base = "yuv420p", in_video.time_base
-        out_audio = output.add_stream_from_template(in_audio)
-        count, end = 0, None
-        for packet in source.demux(in_video, in_audio):
-            if packet.stream is in_audio:
-                if packet.dts is not None and (end is None or packet.pts * in_audio.time_base <= end):
-                    packet.stream = out_audio
-                    output.mux(packet)
-                continue
-            for frame in packet.decode():
-                if count == FRAMES:
-                    end = end or float(frame.pts * frame.time_base)
-                    continue
-                rgb = frame.to_ndarray(format="rgb24").astype(np.float32)
-                luma = np.round(rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)).astype(np.uint8)
-                gray = av.VideoFrame.from_ndarray(np.repeat(luma[..., None], 3, axis=-1), format="rgb24")
-                gray.pts, gray.time_base = frame.pts, frame.time_base
-                for out_packet in out_video.encode(gray):
-                    output.mux(out_packet)
-                count += 1
-        for out_packet in out_video.encode(None):
-            output.mux(out_packet)
-    return path
+    return _make_film(video_path, tmp_path_factory.mktemp("clip") / "gray.mp4", frames=FRAMES, size=None)
 
 
 def _probe(path):
@@ -212,10 +185,12 @@ SMALL = 48  # frames of the small films below (160x96: fast to colorize)
 
 
 def _make_film(source_path, path, *, frames=SMALL, size=(160, 96), audio=True, options=None):
-    """The first ``frames`` frames of the real clip, gray, scaled to ``size``, H.264; its audio up to the same end."""
+    """The first ``frames`` frames of the real clip, gray (Rec. 709 luma), scaled to ``size`` (None: as it is), H.264;
+    its audio copied up to the same end."""
     with av.open(str(source_path)) as source, av.open(str(path), "w", options=options or {}) as output:
         in_video, in_audio = source.streams.video[0], source.streams.audio[0]
         out_video = output.add_stream("libx264", rate=in_video.average_rate)
+        size = size or (in_video.codec_context.width, in_video.codec_context.height)
         out_video.width, out_video.height = size
         out_video.pix_fmt, out_video.time_base = "yuv420p", in_video.time_base
         out_audio = output.add_stream_from_template(in_audio) if audio else None

@@ -10,8 +10,8 @@ full-resolution :class:`keras_colorize.inference.api.Colorizer` does), so every
 row of the table is scored against the same ground truth.
 
 Metrics come from :mod:`keras_colorize.evaluation.metrics` (one implementation shared
-with training validation); definitions are in the README's "Evaluation"
-section.
+with training validation); definitions are in docs/colorize.md, "Evaluate like
+the paper".
 
 Outputs in ``output``: ``metrics.json`` (config, averages, per-class and
 per-image values), ``metrics.md`` (a table laid out like the paper's Tables

@@ -9,8 +9,8 @@ checkout, ``python export/export_saved_model.py``) writes
 request) atomically; ``--output`` is TF Serving's ``base_path``. The warmup
 request needs the ``[serving]`` extra (``tensorflow-serving-api``); ``--nowarmup``
 exports without it, with the core install.
-Signatures: see :mod:`keras_colorize.export.saved_model` and the README's
-Export section. Library: :func:`keras_colorize.export.export_lib.export_saved_model`.
+Signatures: see :mod:`keras_colorize.export.saved_model` and docs/deployment.md,
+"SavedModel for TF Serving". Library: :func:`keras_colorize.export.export_lib.export_saved_model`.
 
 Exit status: 0 written; 2 bad arguments or configuration (a missing or
 unparsable flag, a model that is missing or not a colorizer, an existing

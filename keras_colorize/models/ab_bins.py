@@ -283,6 +283,16 @@ class BinsTargetMixin:
             y = {**y, "ab_bins": y["ab"]}
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
+    def get_config(self):
+        config = self.config.to_dict()
+        if config["prior"] is not None:
+            config["prior"] = list(config["prior"])  # JSON in the .keras file
+        return {"name": self.name, "trainable": self.trainable, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
 
 def load_prior(path):
     """The (Q,) prior in a ``.npy`` file written by ``keras_colorize.tools.ab_prior``; ValueError if unusable."""

@@ -72,13 +72,3 @@ class UNetBinsColorizer(ab_bins.BinsTargetMixin, keras.Model):
         super().__init__(inputs=unet.inputs[0], outputs=outputs, **kwargs)
         self.config = config
         self.encoder = unet.encoder
-
-    def get_config(self):
-        config = self.config.to_dict()
-        if config["prior"] is not None:
-            config["prior"] = list(config["prior"])
-        return {"name": self.name, "trainable": self.trainable, **config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

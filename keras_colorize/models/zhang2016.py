@@ -112,13 +112,3 @@ class ZhangColorizer(ab_bins.BinsTargetMixin, keras.Model):
 
         # === Config ===
         self.config = config
-
-    def get_config(self):
-        config = self.config.to_dict()
-        if config["prior"] is not None:
-            config["prior"] = list(config["prior"])
-        return {"name": self.name, "trainable": self.trainable, **config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -38,7 +38,6 @@ import dataclasses
 import hmac
 import logging
 import secrets
-import signal
 import sys
 import threading
 import urllib.parse
@@ -323,18 +322,4 @@ def serve(config: StudioConfig) -> None:
     print(f"Open {server.page_url}  (Ctrl+C stops)", flush=True)
     if config.open_browser:
         threading.Timer(0.5, webbrowser.open, args=(server.page_url,)).start()
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("Stopped.", file=sys.stderr, flush=True)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-        app.close()
-        server.server_close()
+    webapp.serve_until_stopped(server, app.close)

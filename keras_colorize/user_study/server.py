@@ -34,9 +34,6 @@ import http.cookies
 import logging
 import math
 import re
-import signal
-import sys
-import threading
 
 from keras_colorize import webapp
 from keras_colorize.user_study import catalog as catalog_lib
@@ -305,18 +302,4 @@ def serve(config: StudyConfig) -> None:
     print(f"User study: {app.catalog.scene_count} scenes ({counts}); {config.per_respondent} images per "
           f"respondent; answers go to {config.db_path}", flush=True)
     print(f"Serving the study at {server.url} (Ctrl+C stops)", flush=True)
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("Stopped.", file=sys.stderr, flush=True)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-        server.server_close()
-        app.close()
+    webapp.serve_until_stopped(server, app.close)
