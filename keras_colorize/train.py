@@ -21,7 +21,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_colorize import cli  # pylint: disable=wrong-import-position
-from keras_colorize.training import callbacks  # pylint: disable=wrong-import-position
+from keras_colorize.training import monitors  # pylint: disable=wrong-import-position
 from keras_colorize.training import flags as kc_flags  # pylint: disable=wrong-import-position
 from keras_colorize.training import trainer  # pylint: disable=wrong-import-position
 
@@ -32,7 +32,7 @@ def main(argv):
     cli.check_args(argv)
     try:
         trainer.train(kc_flags.train_config())  # ConfigError (bad flags, data, work directory): cli.run exits 2
-    except callbacks.TrainingDiverged as e:
+    except monitors.TrainingDiverged as e:
         # The run failed: NaN/Inf loss or weights. Nothing broken was saved; the message names the step.
         print(f"{COMMAND}: error: {e}", file=sys.stderr)
         return 1

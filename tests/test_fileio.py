@@ -110,7 +110,7 @@ def test_every_writer_leaves_0644_files_and_no_temporaries(tmp_path, umask, tiny
     from keras_colorize.evaluation import evaluator
     from keras_colorize.inference import api, film, photos
     from keras_colorize.tools import release_model
-    from keras_colorize.training import callbacks
+    from keras_colorize.training import checkpoints, monitors
 
     umask(0o022)
     source = tmp_path / "in"
@@ -137,7 +137,7 @@ def test_every_writer_leaves_0644_files_and_no_temporaries(tmp_path, umask, tiny
         source=str(source), output=str(out / "shards"), split="val", shard_size=2,
         encode=shards_lib.EncodeConfig(short_side=32)), progress=False)
     assert stats.num_written == 3
-    saver = callbacks.BestModelSaver(str(out / "run" / "best.keras"), callbacks.StepCounter(7))
+    saver = checkpoints.BestModelSaver(str(out / "run" / "best.keras"), monitors.StepCounter(7))
     saver.set_model(keras.saving.load_model(tiny_model_path, compile=False))
     saver.on_epoch_end(0, {"val_mae": 0.1})
 

@@ -393,7 +393,7 @@ def _train_command(work_dir, *extra):
 def test_diverged_run_exits_1_and_keeps_the_good_best_model(shards, tmp_path):
     import keras
 
-    from keras_colorize.training import callbacks as cb
+    from keras_colorize.training import checkpoints, monitors
 
     work_dir = tmp_path / "run"
     good = trainer.train(tiny_config(shards, work_dir, epochs=1, checkpoint_every_steps=0))
@@ -413,12 +413,12 @@ def test_diverged_run_exits_1_and_keeps_the_good_best_model(shards, tmp_path):
     assert (work_dir / "best.keras").stat().st_mtime_ns == mtime
     for a, b in zip(weights, keras.saving.load_model(work_dir / "best.keras").get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert [s for s, _ in cb.checkpoint_files(str(work_dir / "checkpoints"))] == [3]  # no NaN checkpoint
+    assert [s for s, _ in checkpoints.checkpoint_files(str(work_dir / "checkpoints"))] == [3]  # no NaN checkpoint
     assert good.summary["steps"] == 3
 
     # From scratch: no best.keras, final.keras or summary.json is written at all.
     fresh = tiny_config(shards, tmp_path / "fresh", learning_rate=1e8)
-    with pytest.raises(cb.TrainingDiverged, match=r"at step \d+ .*no checkpoint was saved"):
+    with pytest.raises(monitors.TrainingDiverged, match=r"at step \d+ .*no checkpoint was saved"):
         trainer.train(fresh)
     assert not {"best.keras", "final.keras", "summary.json"} & set(os.listdir(fresh.work_dir))
 
@@ -426,20 +426,20 @@ def test_diverged_run_exits_1_and_keeps_the_good_best_model(shards, tmp_path):
 def test_divergence_guard_and_best_saver_refuse_non_finite_values(tmp_path):
     import keras
 
-    from keras_colorize.training import callbacks as cb
+    from keras_colorize.training import checkpoints, monitors
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
-    counter = cb.StepCounter(7)
-    guard = cb.DivergenceGuard(counter)
+    counter = monitors.StepCounter(7)
+    guard = monitors.DivergenceGuard(counter)
     guard.set_model(model)
     guard.on_train_batch_end(0, {"loss": 0.5})
     for value in (float("nan"), float("inf")):
-        with pytest.raises(cb.TrainingDiverged, match=rf"training loss is {value} at step 7"):
+        with pytest.raises(monitors.TrainingDiverged, match=rf"training loss is {value} at step 7"):
             guard.on_train_batch_end(0, {"loss": value})
-    with pytest.raises(cb.TrainingDiverged, match=r"val_mae is nan at the end of epoch 2"):
+    with pytest.raises(monitors.TrainingDiverged, match=r"val_mae is nan at the end of epoch 2"):
         guard.on_epoch_end(1, {"loss": 0.5, "val_mae": float("nan")})
-    saver = cb.BestModelSaver(str(tmp_path / "best.keras"), counter)
+    saver = checkpoints.BestModelSaver(str(tmp_path / "best.keras"), counter)
     saver.set_model(model)
     saver.on_epoch_end(0, {"val_mae": float("nan")})
     assert not (tmp_path / "best.keras").exists() and saver.best is None
@@ -455,12 +455,12 @@ def test_best_model_save_that_runs_out_of_space_leaves_the_previous_file(tmp_pat
 
     import keras
 
-    from keras_colorize.training import callbacks as cb
+    from keras_colorize.training import checkpoints
 
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512), keras.layers.Dense(64)])
     path = tmp_path / "best.keras"
     small = keras.Sequential([keras.Input((64,)), keras.layers.Dense(1)])
-    cb.save_model_atomic(small, str(path))
+    checkpoints.save_model_atomic(small, str(path))
     before = path.read_bytes()
     # A file-size limit makes writes fail with EFBIG past 64 KB, as a full disk fails them with ENOSPC.
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -468,7 +468,7 @@ def test_best_model_save_that_runs_out_of_space_leaves_the_previous_file(tmp_pat
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
     try:
         with pytest.raises(OSError):
-            cb.save_model_atomic(model, str(path))  # ~1.2 MB of weights
+            checkpoints.save_model_atomic(model, str(path))  # ~1.2 MB of weights
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous_handler)
@@ -597,7 +597,7 @@ def _damage(checkpoints, kind):
 def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, finished_run, shards, tmp_path, caplog):
     import shutil
 
-    from keras_colorize.training import callbacks as cb
+    from keras_colorize.training import checkpoints as checkpoint_lib
 
     work_dir = tmp_path / "run"
     shutil.copytree(finished_run, work_dir)
@@ -629,7 +629,7 @@ def test_damaged_checkpoint_falls_back_and_is_moved_aside(kind, resumed_from, fi
         assert (moved[0] / "REASON.txt").read_text().strip()
     # The state file is readable again and names the newest checkpoint; a rerun restores that without skipping.
     assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-6")
-    assert [s for s, _ in cb.checkpoint_files(str(checkpoints))][0] == 6
+    assert [s for s, _ in checkpoint_lib.checkpoint_files(str(checkpoints))][0] == 6
 
 
 @pytest.mark.slow

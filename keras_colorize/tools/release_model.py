@@ -37,7 +37,7 @@ def _define_flags():
 def _model_config(trained, model_path):
     """The architecture config: the model's own, else the training run's ``config.json`` beside the file.
 
-    The trainer saves a functional clone of its model (``callbacks.save_model_atomic``), which keeps the
+    The trainer saves a functional clone of its model (``checkpoints.save_model_atomic``), which keeps the
     weights and graph but not the ``ModelConfig``; the run's ``config.json`` holds the flags that built it.
     """
     import dataclasses  # noqa: PLC0415

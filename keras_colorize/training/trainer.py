@@ -9,7 +9,7 @@ and calls :func:`train`; tests call :func:`train` directly. Read top to bottom:
    made it). Every problem raises :class:`ConfigError` before any training.
 3. Model, optimizer, losses, built in the strategy's scope under the dtype
    policy; datasets distributed by the strategy with the global batch size.
-4. ``model.fit`` with the callbacks of :mod:`keras_colorize.training.callbacks`,
+4. ``model.fit`` with the callbacks of :mod:`keras_colorize.training.validation`, :mod:`~keras_colorize.training.monitors` and :mod:`~keras_colorize.training.checkpoints`,
    resuming from the last checkpoint at its exact step.
 5. Final evaluation of ``best.keras`` against the "predict gray" baseline on
    the validation set, ``final.keras`` and ``summary.json``.
@@ -40,7 +40,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from keras_colorize.training import callbacks
+from keras_colorize.training import checkpoints
+from keras_colorize.training import monitors
+from keras_colorize.training import validation
 from keras_colorize import fileio
 from keras_colorize import models
 from keras_colorize.training import perf
@@ -445,26 +447,26 @@ def _grid_batch(val_ds, count):
 
 def _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps):
     log_dir = os.path.join(config.work_dir, "logs")
-    evaluator = callbacks.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
+    evaluator = validation.ValidationEvaluator(val_ds, loss["ab"], loss.get("class"), config.class_loss_weight,
                                               jit_compile=config.jit_compile)
-    counter = callbacks.StepCounter()
-    checkpoint = callbacks.ResumableCheckpoint(
+    counter = monitors.StepCounter()
+    checkpoint = checkpoints.ResumableCheckpoint(
         os.path.join(config.work_dir, "checkpoints"), counter, config.checkpoint_every_steps,
         keep=config.keep_checkpoints,
         is_chief=chief, worker_dir=os.path.join(config.work_dir, f".worker-{worker_index}", "checkpoints"),
     ).attach(model)
     run_callbacks = [
         counter,
-        callbacks.ThroughputMonitor(counter, config.batch_size, config.steps_per_execution, total_steps,
+        monitors.ThroughputMonitor(counter, config.batch_size, config.steps_per_execution, total_steps,
                                     config.log_every_steps, log_dir=os.path.join(log_dir, "train") if chief else None),
-        callbacks.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
+        validation.PaperValidation(evaluator, _grid_batch(val_ds, config.grid_images),
                                   log_dir=os.path.join(log_dir, "validation") if chief else None),
         # Before the savers: a non-finite loss or validation figure ends fit before they see the model.
-        callbacks.DivergenceGuard(counter, checkpoint),
-        callbacks.BestModelSaver(os.path.join(config.work_dir, "best.keras"), counter, monitor="val_mae",
+        monitors.DivergenceGuard(counter, checkpoint),
+        checkpoints.BestModelSaver(os.path.join(config.work_dir, "best.keras"), counter, monitor="val_mae",
                                  enabled=chief),
         checkpoint,
-        callbacks.EpochConsoleLogger(config.epochs),
+        monitors.EpochConsoleLogger(config.epochs),
     ]
     if chief:
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch", write_graph=False,
@@ -524,7 +526,7 @@ def train(config):
     Raises:
       ConfigError: before any training, for bad flags, data or work directory (one held by another
         run, checkpoints none of which loads).
-      keras_colorize.training.callbacks.TrainingDiverged: the loss or the weights became non-finite; training
+      keras_colorize.training.monitors.TrainingDiverged: the loss or the weights became non-finite; training
         stopped there, and neither a checkpoint, ``best.keras`` nor ``final.keras`` was written after it.
     """
     if not perf.onednn_enabled():
@@ -579,7 +581,7 @@ def _fit_and_finish(config, strategy, chief, data, run_start):
     run_callbacks, checkpoint, evaluator = _callbacks(config, model, loss, val_ds, chief, worker_index, total_steps)
     try:
         start_step = checkpoint.restore()
-    except callbacks.CheckpointError as e:
+    except checkpoints.CheckpointError as e:
         raise ConfigError(f"--work_dir={config.work_dir!r}: {e}") from None
     if start_step:
         _resume_learning_rate(model, config)
@@ -626,7 +628,7 @@ def _finish(config, model, evaluator, history, chief, start_step, steps, total_s
     }
     if not chief:
         return summary
-    callbacks.save_model_atomic(model, final_path)
+    checkpoints.save_model_atomic(model, final_path)
     evaluated = best_path if os.path.exists(best_path) else final_path
     result = evaluator.evaluate(keras.saving.load_model(evaluated))
     gray = evaluator.gray_baseline()
