@@ -38,6 +38,11 @@ class MissingExtra(ImportError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 
 
+def flag_label(names, field):
+    """How a message names a config field: its flag where ``names`` maps it (``{"alpha": "--smooth_alpha"}``)."""
+    return (names or {}).get(field, field)
+
+
 def require_extra(module, extra, hint=""):
     """Imports ``module`` (e.g. ``"av"``) or raises :class:`MissingExtra` naming the pip extra to install.
 

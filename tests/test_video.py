@@ -143,11 +143,11 @@ class _InterruptedColorizer:
         self._colorizer, self.calls = colorizer, 0
         self.image_size = colorizer.image_size
 
-    def predict_ab(self, l_small):
+    def colorize_lightness(self, *args, **kwargs):
         self.calls += 1
         if self.calls == 3:
             raise KeyboardInterrupt
-        return self._colorizer.predict_ab(l_small)
+        return self._colorizer.colorize_lightness(*args, **kwargs)
 
 
 def test_interrupted_run_leaves_no_output(colorizer, gray_clip, tmp_path):

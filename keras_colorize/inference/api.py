@@ -404,13 +404,31 @@ class Colorizer:
         guidance = self._guidance_list(pictures, hints, reference)
         results = []
         for i in range(0, len(pictures), self.batch_size):
-            chunk, chunk_guidance = pictures[i:i + self.batch_size], guidance[i:i + self.batch_size]
-            l_full = [merge.lightness(p.pixels) for p in chunk]
-            l_small = np.stack([merge.model_input(l, self.image_size) for l in l_full])
-            ab = self.predict_guided(l_small, chunk_guidance)
-            for picture, l, ab_i in zip(chunk, l_full, ab):
-                results.append((merge.merge_chunked(l, ab_i, picture.pixels.dtype.type), picture.alpha))
+            chunk = pictures[i:i + self.batch_size]
+            rgb = self.colorize_lightness([merge.lightness(p.pixels) for p in chunk], guidance[i:i + self.batch_size],
+                                          dtypes=[p.pixels.dtype.type for p in chunk])
+            results.extend(zip(rgb, (p.alpha for p in chunk)))
         return results
+
+    def colorize_lightness(self, l_full, guidance=None, adjust_ab=None, dtypes=None):
+        """Full-resolution RGB for full-resolution L* arrays, in one network batch (the step under photos and film).
+
+        Args:
+          l_full: list of ``(H, W)`` L* arrays (:func:`keras_colorize.inference.merge.lightness`), any sizes.
+          guidance: None, or one :class:`Guidance` (or None) per image.
+          adjust_ab: optional ``f(l_small, ab_small) -> ab_small`` applied at the model's resolution before
+            the merge, image by image in order (the film's temporal smoothing).
+          dtypes: None (uint8), or one output dtype per image (uint8 or uint16).
+
+        Returns:
+          list of ``(H, W, 3)`` RGB arrays.
+        """
+        l_small = np.stack([merge.model_input(l, self.image_size) for l in l_full])
+        ab = self.predict_guided(l_small, guidance or [None] * len(l_full))
+        if adjust_ab is not None:
+            ab = [adjust_ab(ls, ab_i) for ls, ab_i in zip(l_small, ab)]
+        dtypes = dtypes or [np.uint8] * len(l_full)
+        return [merge.merge_chunked(l, ab_i, dtype) for l, ab_i, dtype in zip(l_full, ab, dtypes)]
 
     def predict_guided(self, l_small, guidance):
         """:meth:`predict_ab` with one :class:`Guidance` (or None) per image; saturation applied."""
