@@ -11,6 +11,8 @@ from PIL import Image
 
 from keras_colorize.data import pipeline
 from keras_colorize.data import shards_lib
+from keras_colorize.data import shard_writer
+from keras_colorize.data import photo_repair
 from keras_colorize.models import ab_bins
 from keras_colorize.tools import ab_prior
 
@@ -180,10 +182,10 @@ def shards(tmp_path_factory):
     classes.write_text("/c/coast\n/f/field\n")
     out = tmp_path_factory.mktemp("shards")
     config = shards_lib.MakeShardsConfig(source=str(root), output=str(out), split="train", classes=str(classes),
-                                         test_per_class=0, shard_size=4, encode=shards_lib.EncodeConfig(short_side=64))
+                                         test_per_class=0, shard_size=4, encode=photo_repair.EncodeConfig(short_side=64))
     stats, _ = shards_lib.make_shards(config, progress=False)
     assert stats.num_written == 10
-    return shards_lib.file_pattern(str(out), "train")
+    return shard_writer.file_pattern(str(out), "train")
 
 
 def _run_command(*args):

@@ -29,6 +29,7 @@ from keras_colorize.beam import options
 from keras_colorize.beam import shards
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
+from keras_colorize.data import photo_repair
 from keras_colorize.inference import photos
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -116,11 +117,11 @@ def test_load_url_skips_for_the_same_reasons_as_load_file(shard_source):
     for path in paths:
         record = places365.Record(str(path), 0, "dusk", path.name)
         outcomes = []
-        for loader in (shards_lib.load_file, shards.load_url):
+        for loader in (photo_repair.load_file, shards.load_url):
             try:
                 image, repairs = loader(record, 256)
                 outcomes.append((image.size, repairs, image.tobytes()[:4096]))
-            except shards_lib.SkipImage as skip:
+            except photo_repair.SkipImage as skip:
                 outcomes.append(skip.args[0])
         assert outcomes[0] == outcomes[1], (path.name, outcomes)
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
+from keras_colorize.data import photo_repair
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -80,7 +81,7 @@ def test_symlinked_class_folders_are_followed_once(tmp_path, tree):
 
 def test_make_shards_writes_class_list_and_refuses_another(tree, tmp_path):
     out = tmp_path / "shards"
-    enc = shards_lib.EncodeConfig(short_side=0)
+    enc = photo_repair.EncodeConfig(short_side=0)
     config = shards_lib.MakeShardsConfig(source=str(tree), output=str(out), split="val", layout="classes",
                                          test_per_class=0, num_workers=1, shard_size=64, encode=enc)
     stats, _ = shards_lib.make_shards(config, progress=False)
@@ -103,7 +104,7 @@ def test_short_side_zero_keeps_the_photo_size(tree, tmp_path):
 
     out = tmp_path / "shards"
     config = shards_lib.MakeShardsConfig(source=str(tree), output=str(out), split="val", layout="classes",
-                                         test_per_class=0, num_workers=1, encode=shards_lib.EncodeConfig(short_side=0))
+                                         test_per_class=0, num_workers=1, encode=photo_repair.EncodeConfig(short_side=0))
     shards_lib.make_shards(config, progress=False)
     files = sorted(str(p) for p in out.glob("val-*.tfrecord"))
     sizes = {(int(e[features.HEIGHT]), int(e[features.WIDTH]))

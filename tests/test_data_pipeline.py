@@ -11,6 +11,8 @@ from keras_colorize.data import features
 from keras_colorize.data import pipeline
 from keras_colorize.data import preprocess
 from keras_colorize.data import shards_lib
+from keras_colorize.data import shard_writer
+from keras_colorize.data import photo_repair
 
 CLASSES = ["/c/coast", "/f/field/wild", "/s/sky"]
 PER_CLASS = 9  # 27 images
@@ -34,10 +36,10 @@ def shards(tmp_path_factory):
     classes.write_text("\n".join(CLASSES) + "\n")
     out = tmp_path_factory.mktemp("shards")
     config = shards_lib.MakeShardsConfig(source=str(root), output=str(out), split="train", classes=str(classes),
-                                         test_per_class=0, shard_size=7, encode=shards_lib.EncodeConfig(short_side=64))
+                                         test_per_class=0, shard_size=7, encode=photo_repair.EncodeConfig(short_side=64))
     stats, _ = shards_lib.make_shards(config, progress=False)
     assert stats.num_written == len(CLASSES) * PER_CLASS
-    return shards_lib.file_pattern(str(out), "train")
+    return shard_writer.file_pattern(str(out), "train")
 
 
 def _check_batch(l_input, targets, batch, with_class=True):

@@ -12,6 +12,7 @@ from keras_colorize.data import features
 from keras_colorize.data import pipeline
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
+from keras_colorize.data import photo_repair
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Real Places365 indices; "/a/alley" is in the source but not in our class list.
@@ -195,7 +196,7 @@ def test_shards_from_fake_places365(tree, request, classes_file, tmp_path):
     for split in places365.SPLITS:
         config = shards_lib.MakeShardsConfig(source=root, output=out, split=split, classes=classes_file,
                                              test_per_class=TEST_PER_CLASS, shard_size=5,
-                                             encode=shards_lib.EncodeConfig(short_side=32, min_side=8))
+                                             encode=photo_repair.EncodeConfig(short_side=32, min_side=8))
         stats, summary = shards_lib.make_shards(config, progress=False)
         expected = {"train": NUM_TRAIN - TEST_PER_CLASS, "val": NUM_VAL, "test": TEST_PER_CLASS}[split]
         assert stats.written == {n: expected for n in CLASSES}

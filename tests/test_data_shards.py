@@ -17,6 +17,8 @@ from keras_colorize.data import features
 from keras_colorize.data import pipeline
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
+from keras_colorize.data import shard_writer
+from keras_colorize.data import photo_repair
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_PHOTOS = 40
@@ -107,7 +109,7 @@ def _read_examples(pattern):
 def test_real_photos_and_bad_files(messy_folder, tmp_path):
     config = shards_lib.MakeShardsConfig(
         source=str(messy_folder), output=str(tmp_path / "out"), split="val", shard_size=16,
-        encode=shards_lib.EncodeConfig(short_side=128),
+        encode=photo_repair.EncodeConfig(short_side=128),
     )
     stats, summary = shards_lib.make_shards(config, progress=False)
 
@@ -128,7 +130,7 @@ def test_real_photos_and_bad_files(messy_folder, tmp_path):
     on_disk = json.load(open(tmp_path / "out" / "summary-val.json"))
     assert on_disk["skipped"] == expected_skips and on_disk["layout"] == "folder"
 
-    examples = _read_examples(shards_lib.file_pattern(str(tmp_path / "out"), "val"))
+    examples = _read_examples(shard_writer.file_pattern(str(tmp_path / "out"), "val"))
     assert len(examples) == num_written
     sources = {e[features.SOURCE].decode() for e in examples}
     assert {s for s in sources if s.startswith("bad/")} == {f"bad/{n}" for n, (a, _) in BAD_FILES.items() if a == "repair"}
@@ -152,7 +154,7 @@ def test_cmyk_colours_survive(messy_folder, tmp_path):
     """CMYK is converted, not mangled: the stored image looks like the RGB original."""
     original = np.asarray(Image.open(messy_folder / "bad" / "cmyk.jpg").convert("RGB").resize((128, 128)), np.float32)
     record = places365.Record(str(messy_folder / "bad" / "cmyk.jpg"), -1, "", "cmyk.jpg")
-    image, repairs = shards_lib.load_file(record)
+    image, repairs = photo_repair.load_file(record)
     assert repairs == ["cmyk"] and image.mode == "RGB"
     assert np.abs(np.asarray(image.resize((128, 128)), np.float32) - original).mean() < 4
 
@@ -164,7 +166,7 @@ def _shard_mtimes(out):
 def test_rerun_resumes_and_rebuilds_cleanly(messy_folder, tmp_path):
     out = str(tmp_path / "out")
     config = shards_lib.MakeShardsConfig(source=str(messy_folder / "a"), output=out, split="train", shard_size=6,
-                                         encode=shards_lib.EncodeConfig(short_side=64))
+                                         encode=photo_repair.EncodeConfig(short_side=64))
     first, _ = shards_lib.make_shards(config, progress=False)
     before = _shard_mtimes(out)
     assert len(before) == 4  # 20 photos / 6 per shard
@@ -189,12 +191,12 @@ def test_rerun_resumes_and_rebuilds_cleanly(messy_folder, tmp_path):
     shards_lib.make_shards(config, progress=False)
     names = sorted(_shard_mtimes(out))
     assert names == [f"train-{i:05d}-of-00003.tfrecord" for i in range(3)]
-    assert len(_read_examples(shards_lib.file_pattern(out, "train"))) == 20
+    assert len(_read_examples(shard_writer.file_pattern(out, "train"))) == 20
 
 
 CRASHY_LOADER = '''
 import os
-from keras_colorize.data import shards_lib
+from keras_colorize.data import photo_repair
 
 calls = 0
 
@@ -203,17 +205,17 @@ def load(record, short_side):
     calls += 1
     if os.environ.get("CRASH_AT") and calls == int(os.environ["CRASH_AT"]):
         os._exit(3)  # like SIGKILL: no cleanup, no finally
-    return shards_lib.load_file(record, short_side)
+    return photo_repair.load_file(record, short_side)
 '''
 
 CRASH_RUN = '''
 import sys
 sys.path.insert(0, sys.argv[1])
 import crashy
-from keras_colorize.data import places365, shards_lib
+from keras_colorize.data import photo_repair, places365, shard_writer
 _, records = places365.list_records(sys.argv[2], "train")
-shards_lib.write_shards(records, sys.argv[3], "train", loader=crashy.load,
-                        config=shards_lib.EncodeConfig(short_side=64), shard_size=5, progress=False)
+shard_writer.write_shards(records, sys.argv[3], "train", loader=crashy.load,
+                          config=photo_repair.EncodeConfig(short_side=64), shard_size=5, progress=False)
 '''
 
 
@@ -237,8 +239,8 @@ def test_killed_run_leaves_no_partial_shard(messy_folder, tmp_path):
         import crashy
 
         _, records = places365.list_records(source, "train")
-        stats = shards_lib.write_shards(records, str(out), "train", loader=crashy.load,
-                                        config=shards_lib.EncodeConfig(short_side=64), shard_size=5, progress=False)
+        stats = shard_writer.write_shards(records, str(out), "train", loader=crashy.load,
+                                        config=photo_repair.EncodeConfig(short_side=64), shard_size=5, progress=False)
     finally:
         sys.path.remove(str(helper))
     assert _shard_mtimes(out)["train-00000-of-00004.tfrecord"] == finished["train-00000-of-00004.tfrecord"]
@@ -276,7 +278,7 @@ def test_bad_arguments_raise_value_error(tmp_path):
     Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "src" / "red.jpg")
     base = dict(source=str(tmp_path / "src"), output=str(tmp_path / "out"))
     with pytest.raises(ValueError, match="short_side"):
-        shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, encode=shards_lib.EncodeConfig(short_side=4)), progress=False)
+        shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, encode=photo_repair.EncodeConfig(short_side=4)), progress=False)
     with pytest.raises(ValueError, match="shard_size"):
         shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, shard_size=0), progress=False)
     with pytest.raises(ValueError, match="split"):
@@ -307,7 +309,7 @@ def test_symlink_loop_and_dangling_link_are_skipped_not_fatal(tmp_path):
     os.symlink("self.jpg", src / "self.jpg")  # a file link loop: ELOOP ("Too many levels of symbolic links")
     os.symlink("gone.jpg", src / "dangling.jpg")
     config = shards_lib.MakeShardsConfig(source=str(src), output=str(tmp_path / "out"), split="val",
-                                         encode=shards_lib.EncodeConfig(short_side=32))
+                                         encode=photo_repair.EncodeConfig(short_side=32))
     stats, summary = shards_lib.make_shards(config, progress=False)
     assert stats.written == {"": 3}
     assert stats.skipped == {"missing_file": 1, "unreadable": 1}
@@ -333,7 +335,7 @@ def test_classes_layout_on_symlinked_class_folders(tmp_path):
         os.symlink(store / f"{name}_test", src / "test" / name)
     out = tmp_path / "out"
     base = dict(source=str(src), output=str(out), layout="classes", test_per_class=1,
-                encode=shards_lib.EncodeConfig(short_side=32))
+                encode=photo_repair.EncodeConfig(short_side=32))
     train, _ = shards_lib.make_shards(shards_lib.MakeShardsConfig(**base, split="train"), progress=False)
     assert train.written == {"forest": 3, "sea": 2}  # one per class held out as test
     classes_txt = out / shards_lib.CLASS_LIST
@@ -343,7 +345,7 @@ def test_classes_layout_on_symlinked_class_folders(tmp_path):
                                     progress=False)
     assert val.written == {"forest": 2, "sea": 2}
     labels = {(e[features.CLASS_NAME].decode(), int(e[features.LABEL]), e[features.SOURCE].decode().split("/")[0])
-              for e in _read_examples(shards_lib.file_pattern(str(out), "val"))}
+              for e in _read_examples(shard_writer.file_pattern(str(out), "val"))}
     assert labels == {("forest", 0, "test"), ("sea", 1, "test")}
     # A different class order would mislabel the shards already written: refused.
     (tmp_path / "reversed.txt").write_text("sea\nforest\n")
@@ -410,7 +412,7 @@ def test_killed_parent_takes_its_workers_down(messy_folder, tmp_path):
     reference = tmp_path / "reference"
     shards_lib.make_shards(shards_lib.MakeShardsConfig(
         source=str(messy_folder / "a"), output=str(reference), split="train", shard_size=1,
-        encode=shards_lib.EncodeConfig(short_side=64)), progress=False)
+        encode=photo_repair.EncodeConfig(short_side=64)), progress=False)
     names = sorted(_shard_mtimes(out))
     assert names == sorted(_shard_mtimes(reference)) == [f"train-{i:05d}-of-00020.tfrecord" for i in range(20)]
     for name in names:  # same examples in the same shards (not bytes: protobuf map order varies by process)

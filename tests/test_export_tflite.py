@@ -20,7 +20,8 @@ from PIL import Image
 
 from keras_colorize.inference import api
 from keras_colorize.data import places365
-from keras_colorize.data import shards_lib
+from keras_colorize.data import shard_writer
+from keras_colorize.data import photo_repair
 from keras_colorize.export import bn_folding
 from keras_colorize.export import bn_statistics
 from keras_colorize.export import export_lib
@@ -68,9 +69,9 @@ def tiny_model(photos):
 def calibration_shards(photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     records = [places365.Record(str(p), -1, "", p.name) for p in photos[1]]
-    shards_lib.write_shards(records, out, "val", config=shards_lib.EncodeConfig(short_side=64), shard_size=20,
+    shard_writer.write_shards(records, out, "val", config=photo_repair.EncodeConfig(short_side=64), shard_size=20,
                             progress=False)
-    return shards_lib.file_pattern(out, "val")
+    return shard_writer.file_pattern(out, "val")
 
 
 @pytest.fixture(scope="module")

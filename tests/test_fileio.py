@@ -107,6 +107,8 @@ def test_every_writer_leaves_0644_files_and_no_temporaries(tmp_path, umask, tiny
     from PIL import Image
 
     from keras_colorize.data import shards_lib
+
+    from keras_colorize.data import photo_repair
     from keras_colorize.evaluation import evaluator
     from keras_colorize.inference import api, film, photos
     from keras_colorize.tools import release_model
@@ -135,7 +137,7 @@ def test_every_writer_leaves_0644_files_and_no_temporaries(tmp_path, umask, tiny
                     progress=False, colorizer=colorizer).frames == 5
     stats, _ = shards_lib.make_shards(shards_lib.MakeShardsConfig(
         source=str(source), output=str(out / "shards"), split="val", shard_size=2,
-        encode=shards_lib.EncodeConfig(short_side=32)), progress=False)
+        encode=photo_repair.EncodeConfig(short_side=32)), progress=False)
     assert stats.num_written == 3
     saver = checkpoints.BestModelSaver(str(out / "run" / "best.keras"), monitors.StepCounter(7))
     saver.set_model(keras.saving.load_model(tiny_model_path, compile=False))

@@ -13,6 +13,8 @@ from PIL import Image
 from keras_colorize import models
 from keras_colorize.training import trainer
 from keras_colorize.data import shards_lib
+from keras_colorize.data import shard_writer
+from keras_colorize.data import photo_repair
 from keras_colorize.models import ab_bins
 from keras_colorize.tools import ab_prior
 
@@ -165,9 +167,9 @@ def shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     config = shards_lib.MakeShardsConfig(source=str(root), output=str(out), split="train",
                                          classes=str(root / "classes.txt"), test_per_class=0, shard_size=4,
-                                         encode=shards_lib.EncodeConfig(short_side=64))
+                                         encode=photo_repair.EncodeConfig(short_side=64))
     shards_lib.make_shards(config, progress=False)
-    return shards_lib.file_pattern(str(out), "train")
+    return shard_writer.file_pattern(str(out), "train")
 
 
 @pytest.mark.slow

@@ -48,14 +48,14 @@ def main(argv):
     with beam_options.quiet_beam_import():
         cli.require_extra("apache_beam", "beam")
         from keras_colorize.beam import shards  # noqa: PLC0415 - imports Beam and TensorFlow: after flag parsing
-    from keras_colorize.data import shards_lib  # noqa: PLC0415
+    from keras_colorize.data import shard_writer  # noqa: PLC0415
 
     local = local_tool.config_from_flags()
     pipeline_options = beam_options.pipeline_options(argv[1:], runner=_RUNNER.value, num_workers=local.num_workers)
     config = shards.BeamShardsConfig(local, source_url=_SOURCE_URL.value)
     _, summary = shards.run(config, pipeline_options)
     print(summary)
-    print(f"shards: {shards_lib.file_pattern(config.shards.output, config.shards.split)}")
+    print(f"shards: {shard_writer.file_pattern(config.shards.output, config.shards.split)}")
     return 0
 
 

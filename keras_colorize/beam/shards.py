@@ -5,8 +5,8 @@ written by Beam workers instead of local processes, so a split of 1.8 million
 photos runs on Dataflow, Flink or Spark (``docs/beam.md``). Nothing about the
 output differs: the launcher lists and splits the source with the local
 tool's :func:`shards_lib.list_split` and cuts the shuffled records into shards
-with :func:`shards_lib.plan_shards`; each worker writes whole shards with
-:func:`shards_lib.write_shard` (loading, cleaning, re-encoding and the
+with :func:`shard_writer.plan_shards`; each worker writes whole shards with
+:func:`shard_writer.write_shard` (loading, cleaning, re-encoding and the
 ``tf.train.Example`` of the local tool); skipped files are counted by reason
 in each shard's progress record, which the launcher merges into
 ``summary-<split>.json`` at the end. Same arguments, same shards, record for
@@ -50,7 +50,9 @@ from apache_beam.metrics import Metrics
 
 from keras_colorize import fileio
 from keras_colorize.beam import files
+from keras_colorize.data import photo_repair
 from keras_colorize.data import places365
+from keras_colorize.data import shard_writer
 from keras_colorize.data import shards_lib
 
 _METRICS = "keras_colorize_shards"
@@ -77,20 +79,20 @@ class BeamShardsConfig:
 
 
 def load_url(record, short_side=None):
-    """:func:`shards_lib.load_file` for ``record.key`` on any Beam file system (``gs://...``).
+    """:func:`photo_repair.load_file` for ``record.key`` on any Beam file system (``gs://...``).
 
     Same skip reasons: ``missing_file``, ``unreadable``, ``empty_file``, then
-    whatever :func:`shards_lib.load_open_file` decides from the bytes.
+    whatever :func:`photo_repair.load_open_file` decides from the bytes.
     """
     try:
         data = files.read_bytes(record.key)
     except FileNotFoundError:
-        raise shards_lib.SkipImage("missing_file") from None
+        raise photo_repair.SkipImage("missing_file") from None
     except Exception:  # noqa: BLE001 - BeamIOError, OSError, a cloud client's errors: one unreadable file
-        raise shards_lib.SkipImage("missing_file" if not _exists(record.key) else "unreadable") from None
+        raise photo_repair.SkipImage("missing_file" if not _exists(record.key) else "unreadable") from None
     if not data:
-        raise shards_lib.SkipImage("empty_file")
-    return shards_lib.load_open_file(io.BytesIO(data), short_side)
+        raise photo_repair.SkipImage("empty_file")
+    return photo_repair.load_open_file(io.BytesIO(data), short_side)
 
 
 def _exists(path):
@@ -107,11 +109,11 @@ def _exists(path):
 
 def progress_path(shard_path):
     """``<output>/_progress/<shard name>.json``, the record of what a finished shard holds."""
-    return files.join(files.dirname(shard_path), shards_lib.PROGRESS_DIR, files.basename(shard_path) + ".json")
+    return files.join(files.dirname(shard_path), shard_writer.PROGRESS_DIR, files.basename(shard_path) + ".json")
 
 
 def finished_stats(shard_path, records, encode, loader):
-    """The :class:`shards_lib.ShardStats` of a shard finished with these inputs, else None."""
+    """The :class:`shard_writer.ShardStats` of a shard finished with these inputs, else None."""
     record_path = progress_path(shard_path)
     try:
         if not (files.exists(shard_path) and files.exists(record_path)):
@@ -119,15 +121,15 @@ def finished_stats(shard_path, records, encode, loader):
         progress = json.loads(files.read_text(record_path))
     except (OSError, ValueError):
         return None
-    if progress.get("fingerprint") != shards_lib.fingerprint(records, encode, loader):
+    if progress.get("fingerprint") != shard_writer.fingerprint(records, encode, loader):
         return None
-    return shards_lib.ShardStats(**progress["stats"])
+    return shard_writer.ShardStats(**progress["stats"])
 
 
 def _clean_output(output, split, num_shards):
     """Removes this split's temporary files and its shards of another shard count (as the local tool does)."""
-    shard_name = re.compile(shards_lib._SHARD_RE.format(split=re.escape(split)))  # noqa: SLF001 - one definition
-    stale = files.match(files.join(output, shards_lib.PROGRESS_DIR, f"beam-plan-{split}-*.jsonl"))  # killed runs'
+    shard_name = re.compile(shard_writer._SHARD_RE.format(split=re.escape(split)))  # noqa: SLF001 - one definition
+    stale = files.match(files.join(output, shard_writer.PROGRESS_DIR, f"beam-plan-{split}-*.jsonl"))  # killed runs'
     for path in files.match(files.join(output, f".{split}-*")):
         if fileio.is_partial(files.basename(path)):
             stale.append(path)
@@ -142,7 +144,7 @@ def _clean_output(output, split, num_shards):
 class WriteShardFn(beam.DoFn):
     """Writes one planned shard (a JSON line ``{"path", "records"}``) and yields its path.
 
-    The shard is written with :func:`shards_lib.write_shard` into a local
+    The shard is written with :func:`shard_writer.write_shard` into a local
     temporary folder, then its progress record and the shard are published
     to the output, in that order. A shard already finished with the same
     inputs (a retried bundle) is not written again.
@@ -164,8 +166,8 @@ class WriteShardFn(beam.DoFn):
             return
         with tempfile.TemporaryDirectory(prefix="kc-shard-") as tmp:
             local = os.path.join(tmp, files.basename(path))
-            stats = shards_lib.write_shard(records, local, self._loader, self._encode)
-            files.publish_file(os.path.join(tmp, shards_lib.PROGRESS_DIR, files.basename(path) + ".json"),
+            stats = shard_writer.write_shard(records, local, self._loader, self._encode)
+            files.publish_file(os.path.join(tmp, shard_writer.PROGRESS_DIR, files.basename(path) + ".json"),
                                progress_path(path))
             files.publish_file(local, path)
         self._written.inc(stats.num_written)
@@ -251,15 +253,15 @@ def run(config, pipeline_options):
     source = os.path.abspath(local.source)
     records = _worker_records(
         [r._replace(key=os.path.abspath(r.key)) for r in records], source, config.source_url)
-    loader = load_url if config.source_url else shards_lib.load_file
-    planned = shards_lib.plan_shards(records, output, local.split, local.shard_size, local.seed)
+    loader = load_url if config.source_url else photo_repair.load_file
+    planned = shard_writer.plan_shards(records, output, local.split, local.shard_size, local.seed)
     _clean_output(output, local.split, len(planned))
 
     todo = [(path, chunk) for path, chunk in planned if finished_stats(path, chunk, local.encode, loader) is None]
     logging.info("%s layout, %d images in %d shards for split %s; %d shards to write", layout, len(records),
                  len(planned), local.split, len(todo))
     if todo:
-        plan_file = files.join(output, shards_lib.PROGRESS_DIR, f"beam-plan-{local.split}-{int(time.time())}.jsonl")
+        plan_file = files.join(output, shard_writer.PROGRESS_DIR, f"beam-plan-{local.split}-{int(time.time())}.jsonl")
         files.write_text(plan_file, "".join(
             json.dumps({"path": path, "records": [list(r) for r in chunk]}) + "\n" for path, chunk in todo))
         try:
@@ -271,7 +273,7 @@ def run(config, pipeline_options):
         finally:
             files.delete([plan_file])
 
-    total = shards_lib.ShardStats()
+    total = shard_writer.ShardStats()
     missing = []
     for path, chunk in planned:  # merged in shard order, so the summary does not depend on the workers
         stats = finished_stats(path, chunk, local.encode, loader)

@@ -2,7 +2,7 @@
 
 A user without Places365 can still run the whole job: :func:`ensure_demo_shards`
 renders a few thousand small scenes with NumPy and writes them with the same
-writer and format as real data (:func:`keras_colorize.data.shards_lib.write_shards`),
+writer and format as real data (:func:`keras_colorize.data.shard_writer.write_shards`),
 cached in a folder so the second run writes nothing.
 
 Every scene is drawn from one geometry (sky gradient with clouds, sun and glow,
@@ -31,6 +31,8 @@ from PIL import Image
 from keras_colorize import fileio
 from keras_colorize.data import places365
 from keras_colorize.data import shards_lib
+from keras_colorize.data import shard_writer
+from keras_colorize.data import photo_repair
 
 _GENERATOR_VERSION = 1  # bump when the renderer changes, so caches are rebuilt
 
@@ -187,7 +189,7 @@ def _record_key(seed, split, index):
 
 
 def render_record(record, short_side):
-    """Loader for :func:`shards_lib.write_shards`: renders the scene a demo record names."""
+    """Loader for :func:`shard_writer.write_shards`: renders the scene a demo record names."""
     seed, split, index = record.key.split(":")
     split_id = places365.SPLITS.index(split)
     rng = np.random.default_rng([int(seed), split_id, int(index)])
@@ -247,17 +249,17 @@ def ensure_demo_shards(
         f"demo-v{_GENERATOR_VERSION}-{image_size}px-seed{seed}-{num_train}-{num_val}-{num_test}",
     )
     manifest_path = os.path.join(sub, "manifest.json")
-    result = {split: shards_lib.file_pattern(sub, split) for split, count in counts.items() if count}
+    result = {split: shard_writer.file_pattern(sub, split) for split, count in counts.items() if count}
     result.update(classes=list(DEMO_CLASSES), directory=sub)
     if os.path.exists(manifest_path):
         return result
     os.makedirs(sub, exist_ok=True)
-    encode = shards_lib.EncodeConfig(short_side=image_size, jpeg_quality=95, min_side=1, gray_threshold=0.0)
+    encode = photo_repair.EncodeConfig(short_side=image_size, jpeg_quality=95, min_side=1, gray_threshold=0.0)
     written = {}
     for split, count in counts.items():
         if count == 0:
             continue
-        stats = shards_lib.write_shards(
+        stats = shard_writer.write_shards(
             demo_records(split, count, seed), sub, split, loader=render_record, config=encode,
             shard_size=shard_size, num_workers=num_workers, seed=seed, progress=progress,
         )

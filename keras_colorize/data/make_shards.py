@@ -63,7 +63,8 @@ _MIN_SIDE = flags.DEFINE_integer("min_side", 32, "Skip images whose short side i
 
 def config_from_flags():
     """The parsed flags as a :class:`shards_lib.MakeShardsConfig` (also read by ``kc-beam-shards``)."""
-    from keras_colorize.data import shards_lib  # noqa: PLC0415 - imports TensorFlow: after flag parsing
+    from keras_colorize.data import photo_repair  # noqa: PLC0415 - imports TensorFlow: after flag parsing
+    from keras_colorize.data import shards_lib  # noqa: PLC0415
 
     return shards_lib.MakeShardsConfig(
         source=_SOURCE.value,
@@ -77,7 +78,7 @@ def config_from_flags():
         seed=_SEED.value,
         test_per_class=_TEST_PER_CLASS.value,
         val_fraction=_VAL_FRACTION.value,
-        encode=shards_lib.EncodeConfig(
+        encode=photo_repair.EncodeConfig(
             short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value, min_side=_MIN_SIDE.value
         ),
     )
@@ -85,12 +86,13 @@ def config_from_flags():
 
 def main(argv):
     cli.check_args(argv, required=("source", "output"))
-    from keras_colorize.data import shards_lib  # noqa: PLC0415 - imports TensorFlow: after flag parsing
+    from keras_colorize.data import shard_writer  # noqa: PLC0415 - imports TensorFlow: after flag parsing
+    from keras_colorize.data import shards_lib  # noqa: PLC0415
 
     config = config_from_flags()
     _, summary = shards_lib.make_shards(config)  # ValueError: cli.run exits 2, nothing written
     print(summary)
-    print(f"shards: {shards_lib.file_pattern(config.output, config.split)}")
+    print(f"shards: {shard_writer.file_pattern(config.output, config.split)}")
     return 0
 
 

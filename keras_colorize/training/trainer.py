@@ -50,6 +50,7 @@ from keras_colorize.training import run_lock
 from keras_colorize.data import demo
 from keras_colorize.data import features
 from keras_colorize.data import pipeline
+from keras_colorize.data import shards_lib
 from keras_colorize.models import ab_bins
 
 from keras_colorize.training.config import LEGACY_RESUME_VALUES, RESUME_FIELDS, ConfigError
@@ -159,32 +160,6 @@ def _match(name, pattern):
     return tuple(files)
 
 
-def _shard_stats_from_summary(files):
-    """(examples, max label) from the ``summary-<split>.json`` make_shards writes.
-
-    None unless the summaries cover exactly ``files`` (then the records must be scanned).
-    """
-    covered, examples, max_label = set(), 0, -1
-    for summary_path in sorted({p for f in files for p in glob.glob(os.path.join(os.path.dirname(f), "summary-*.json"))}):
-        try:
-            with open(summary_path) as f:
-                summary = json.load(f)
-            summarized = set(glob.glob(summary["file_pattern"]))
-            written = summary["written"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if not summarized & set(files):
-            continue
-        if not summarized <= set(files):  # its counts include shards this run does not read
-            return None
-        covered |= summarized
-        examples += sum(written.values())
-        names = summary.get("class_names") or []
-        if any(name for name, count in written.items() if name and count):
-            max_label = max(max_label, len(names) - 1)
-    return (examples, max_label) if covered == set(files) else None
-
-
 def _scan_shards(files):
     """(examples, max label) by reading every record's label."""
     size_gb = sum(os.path.getsize(f) for f in files) / 1e9
@@ -201,7 +176,7 @@ def _scan_shards(files):
 
 
 def _shard_stats(files):
-    return _shard_stats_from_summary(files) or _scan_shards(files)
+    return shards_lib.summary_counts(files) or _scan_shards(files)
 
 
 def resolve_data(config):
