@@ -40,11 +40,14 @@ import pathlib
 import re
 from typing import NamedTuple
 
+from keras_colorize.inference import images
+
 LAYOUTS = ("auto", "standard", "original", "folder", "classes")
 TRAIN_SIDE_NAMES = ("train", "training")
 VAL_SIDE_NAMES = ("val", "valid", "validation", "test")
 SPLITS = ("train", "val", "test")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: The photos every command reads (keras_colorize.inference.images), and GIF, which only training data may hold.
+IMAGE_EXTENSIONS = tuple(sorted(images.SUPPORTED_EXTENSIONS | {".gif"}))
 TRAIN_LIST = "places365_train_standard.txt"
 VAL_LIST = "places365_val.txt"
 CATEGORIES = "categories_places365.txt"

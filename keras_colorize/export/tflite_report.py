@@ -55,6 +55,7 @@ from keras_colorize.export import bn_folding
 from keras_colorize.export import litert_runner
 from keras_colorize.export import tflite as tflite_lib
 from keras_colorize.export import saved_model as saved_model_lib
+from keras_colorize.inference import images
 
 
 def load_photos(paths, image_size):
@@ -76,7 +77,7 @@ def list_photos(directory, limit=None):
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         raise ValueError(f"photos directory {str(directory)!r} is not a folder")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = sorted(p for p in directory.iterdir() if images.is_image_path(p))
     if not files:
         raise ValueError(f"photos directory {str(directory)!r} has no .jpg/.png files")
     return files[:limit] if limit else files

@@ -27,9 +27,9 @@ from absl import flags
 from PIL import Image, ImageDraw, ImageFont
 
 from keras_colorize import cli
+from keras_colorize.inference import images
 
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def _define_flags():
@@ -119,7 +119,7 @@ def run(input_dir, output, model="scenes", colorized_dir="", thumb=360, columns=
         raise ValueError(f"input={input_dir!r} is not an existing folder")
     if pathlib.Path(output).suffix.lower() not in (".jpg", ".jpeg", ".png"):
         raise ValueError(f"output={output!r} must end in .jpg, .jpeg or .png")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if images.is_image_path(p) and not p.name.startswith("."))
     if not files:
         raise ValueError(f"input={input_dir!r} holds no images")
     if hints_dir and not pathlib.Path(hints_dir).is_dir():

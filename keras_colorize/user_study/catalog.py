@@ -22,8 +22,10 @@ from typing import Iterable, Mapping, Sequence
 
 from PIL import Image
 
+from keras_colorize.inference import images
+
 REAL = "real"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = tuple(sorted(images.SUPPORTED_EXTENSIONS))  # the photos every command reads
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 IMAGE_ID_PATTERN = re.compile(r"^[0-9a-f]{20}$")
 
