@@ -79,3 +79,13 @@ def tiny_guided_model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("guided_model") / "tiny_guided.keras"
     model.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """For the training tests. A few small synthetic shards (5 classes, 64 px): 3 train shards, 1 val shard."""
+    from keras_colorize.data import demo
+
+    directory = tmp_path_factory.mktemp("demo_shards")
+    return demo.ensure_demo_shards(str(directory), num_train=96, num_val=16, num_test=8, image_size=64,
+                                   shard_size=32, progress=False)
