@@ -2,11 +2,12 @@ r"""Colorize photographs at full resolution: ``kc-colorize`` / ``python -m keras
 
     python -m keras_colorize.colorize --input=scans/ --output=colorized/
     python -m keras_colorize.colorize --model=runs/demo/best.keras --input=scans/ --output=colorized/
-    kc-colorize --model=guided.keras --input=scan.jpg --output=out/ --hints=scan.jpg.hints.json
-    kc-colorize --model=guided.keras --input=scans/ --output=colorized/ --reference=sunset.jpg
+    kc-colorize --input=scan.jpg --output=out/ --hints=scan.jpg.hints.json
+    kc-colorize --input=scans/ --output=colorized/ --reference=sunset.jpg
 
-``--model`` defaults to the bundled ``scenes`` model (research and
-non-commercial use only; see ``keras_colorize.pretrained``). ``--input`` is
+``--model`` defaults to the bundled ``scenes`` model, or to the bundled guided
+``scenes_guided`` when hints, a reference or hint sidecars are given (both
+research and non-commercial use only; see ``keras_colorize.pretrained``). ``--input`` is
 one image or a folder (searched recursively; the output folder mirrors its
 tree). Outputs keep each input's size, format and alpha; a multi-page TIFF
 stays a multi-page TIFF. Re-running the same command resumes: finished
@@ -37,6 +38,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pathlib
+
 from absl import flags
 
 from keras_colorize import cli
@@ -65,10 +68,20 @@ flags.DEFINE_integer("quality", 95, "JPEG/WebP quality of the outputs.")
 flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
+def _wants_hints():
+    """Hints given (a file, a reference, or sidecars in the folder): then no --model means the guided model."""
+    if FLAGS.hints or FLAGS.hints_dir or FLAGS.reference:
+        return True
+    from keras_colorize.guidance import hint_file  # noqa: PLC0415
+
+    root = pathlib.Path(FLAGS.input or "").expanduser()
+    return FLAGS.sidecars and root.is_dir() and any(root.rglob("*" + hint_file.SIDECAR_SUFFIX))
+
+
 def main(argv):
     cli.check_args(argv, required=("model", "input", "output"))
     config = photos.ColorizeConfig(
-        model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
+        model=FLAGS.model if FLAGS["model"].present else pretrained.default_model(_wants_hints()), input=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
         output_format=FLAGS.output_format, overwrite=FLAGS.overwrite, quality=FLAGS.quality, hints=FLAGS.hints,
         hints_dir=FLAGS.hints_dir, reference=FLAGS.reference, sidecars=FLAGS.sidecars)
     summary = photos.run(config, progress=FLAGS.progress)  # ValueError: cli.run exits 2

@@ -79,8 +79,10 @@ def config_from_flags():
     """The :class:`keras_colorize.inference.film.FilmConfig` the flags describe (validated, flags named in errors)."""
     from keras_colorize.inference import film  # noqa: PLC0415 - after flag parsing, so --help is fast
 
+    # No --model: the bundled guided model when hints or a reference are given, else the automatic one.
+    model = FLAGS.model if FLAGS["model"].present else pretrained.default_model(bool(FLAGS.hints or FLAGS.reference))
     config = film.FilmConfig(
-        model=FLAGS.model, input=FLAGS.input, output=FLAGS.output, smooth=FLAGS.smooth,
+        model=model, input=FLAGS.input, output=FLAGS.output, smooth=FLAGS.smooth,
         smoothing=film.SmoothingConfig(alpha=FLAGS.smooth_alpha, cut_threshold=FLAGS.cut_threshold),
         batch_size=FLAGS.batch_size, crf=FLAGS.crf, max_frames=FLAGS.max_frames,
         allow_partial=FLAGS.allow_partial, overwrite=FLAGS.overwrite, hints=FLAGS.hints, reference=FLAGS.reference)

@@ -207,8 +207,7 @@ def test_studio_flow_in_chromium(photos_dir, browser, tmp_path, capsys):
         assert np.linalg.norm(far - auto_far) < 2.0, (far, auto_far)
         assert browser.find_element(By.ID, "photo-state").text == "edited"
         _set_input(browser, "split", "12")
-        _screenshot(browser, "studio_photo_with_points.png", capsys, "a photo with a colour point, slider at 12 %",
-                    docs=True)
+        _screenshot(browser, "studio_photo_with_points.png", capsys, "a photo with a colour point, slider at 12 %")
         _set_input(browser, "split", "50")
 
         # Undo the colour, redo it.
@@ -310,3 +309,45 @@ def test_studio_flow_in_chromium(photos_dir, browser, tmp_path, capsys):
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(30)
+
+
+def test_studio_with_the_bundled_guided_model(photos_dir, browser, tmp_path, capsys):
+    """kc-studio with no --model runs the bundled scenes_guided: a red point in the sky of a real scan reddens
+    the sky around it in the page's own image, the far corner keeps its colour. Makes the README screenshot."""
+    from keras_colorize import pretrained
+
+    pretrained.path_of(pretrained.GUIDED)  # fails the test (not a skip) if the package lacks it
+    proc = subprocess.Popen([sys.executable, "-m", "keras_colorize.studio", f"--photos={photos_dir}",
+                             f"--output={tmp_path / 'colorized'}", "--port=0"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_ENV)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            assert "scenes_guided (takes hints)" in line or not line.startswith("kc-studio:"), line
+            match = re.search(r"Open (http://\S+)", line)
+            url = match.group(1) if match else None
+        assert url, "kc-studio did not start"
+        browser.get(url)
+        WebDriverWait(browser, 120).until(lambda d: "getting ready" not in d.find_element(By.ID, "folder-info").text)
+        browser.find_element(By.CSS_SELECTOR, f'.card[data-path="{PHOTO}"]').click()
+        _wait_rendered(browser)
+        auto_sky, auto_far = _box_ab(browser, SKY), _box_ab(browser, FAR)
+        _click_stage(browser, SKY)
+        WebDriverWait(browser, 10).until(lambda d: len(_points(d)) == 1)
+        _set_input(browser, "point-size", "7")
+        _set_input(browser, "point-color", "#d22020")
+        _wait_rendered(browser)
+        sky, far = _box_ab(browser, SKY), _box_ab(browser, FAR)
+        # Measured 2026-12-04 on scenes_guided: the model reaches part of the way to the chosen red (see its card).
+        assert sky[0] > auto_sky[0] + 8, (sky, auto_sky)
+        assert np.linalg.norm(far - auto_far) < 2.0, (far, auto_far)
+        _set_input(browser, "split", "12")
+        _screenshot(browser, "studio_guided_model.png", capsys, "the bundled guided model, a red point in the sky, "
+                    "slider at 12 %", docs=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)

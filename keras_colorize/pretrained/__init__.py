@@ -48,15 +48,31 @@ RELEASED = {
         licence=("research and non-commercial use only (trained on photographs published without an open "
                  "licence: Intel Image Classification and a SUN-database subset)"),
     ),
+    "scenes_guided": Released(
+        name="scenes_guided",
+        filename="scenes_guided.keras",
+        card="scenes_guided.md",
+        classes="scenes_guided_classes.txt",
+        licence=("research and non-commercial use only (trained on photographs published without an open "
+                 "licence: Intel Image Classification, a SUN-database subset, CCSN clouds, Pexels, Day-Dusk-Night)"),
+    ),
 }
 #: Names accepted wherever a model path is.
 NAMES = tuple(RELEASED)
-#: The model ``colorize`` and ``colorize_video`` use when ``--model`` is not given.
+#: The model ``colorize`` and ``colorize_video`` use when ``--model`` is not given and no hints are.
 DEFAULT = "scenes"
+#: The bundled model that takes colour hints and a reference photo: the default of ``kc-studio``, and of
+#: ``colorize`` and ``colorize_video`` when they are given hints, sidecars or a reference but no ``--model``.
+GUIDED = "scenes_guided"
+
+
+def default_model(guided):
+    """The bundled model to use when the user named none: :data:`GUIDED` if there are hints, else :data:`DEFAULT`."""
+    return GUIDED if guided else DEFAULT
 
 #: One line for ``--help`` texts of every command that takes ``--model``.
-MODEL_HELP = (f"a bundled model name ({', '.join(NAMES)}; default of colorize and colorize_video: {DEFAULT}; "
-              f"{RELEASED[DEFAULT].licence}), or a path")
+MODEL_HELP = (f"a bundled model name ({', '.join(NAMES)}; default of colorize and colorize_video: {DEFAULT}, or "
+              f"{GUIDED} when hints are given; {RELEASED[DEFAULT].licence}), or a path")
 
 
 def is_name(spec):

@@ -43,7 +43,7 @@ from keras_colorize.studio import server as server_lib
 FLAGS = flags.FLAGS
 flags.DEFINE_string("photos", None, "Folder of photos to colorize (searched recursively; only read).")
 flags.DEFINE_string("output", None, "Folder for colorizations and hint sidecars (default: <photos>_colorized).")
-flags.DEFINE_string("model", pretrained.DEFAULT,
+flags.DEFINE_string("model", pretrained.GUIDED,
                     f"Model: {pretrained.MODEL_HELP} (.keras file or SavedModel folder). Colour points and a "
                     "reference photo need a model with hint inputs.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to bind (default: this machine only; others print a warning).")

@@ -80,7 +80,7 @@ class StudioConfig:
 
     photos: str
     output: str | None = None
-    model: str = pretrained.DEFAULT
+    model: str = pretrained.GUIDED
     host: str = "127.0.0.1"
     port: int = 8765
     preview_size: int = 1600
