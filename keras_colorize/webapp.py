@@ -479,3 +479,13 @@ def serve_until_stopped(server: AppServer, close_app) -> None:
             signal.signal(signal.SIGTERM, previous)
         close_app()
         server.server_close()
+
+
+def bind(server_class, app, host: str, port: int):
+    """``server_class(app)``, bound to its port; if the port cannot be had, closes the app and raises ValueError
+    naming ``--host`` and ``--port`` (the commands turn it into one line and exit status 2)."""
+    try:
+        return server_class(app)
+    except OSError as e:
+        app.close()
+        raise ValueError(f"--host={host} --port={port}: cannot listen there ({e.strerror})") from e

@@ -300,11 +300,7 @@ class StudioServer(webapp.AppServer):
 def make_server(config: StudioConfig, colorizer=None) -> StudioServer:
     """Checks the config, folders and model and binds the port (not yet serving)."""
     app = StudioApp(config, colorizer)
-    try:
-        return StudioServer(app)
-    except OSError as e:
-        app.close()
-        raise ValueError(f"--host={config.host} --port={config.port}: cannot listen there ({e.strerror})") from e
+    return webapp.bind(StudioServer, app, config.host, config.port)
 
 
 def serve(config: StudioConfig) -> None:

@@ -283,11 +283,7 @@ class StudyServer(webapp.AppServer):
 def make_server(config: StudyConfig) -> StudyServer:
     """Checks the config and folders, opens the database and binds the port (not yet serving)."""
     app = StudyApp(config)
-    try:
-        return StudyServer(app)
-    except OSError as e:
-        app.close()
-        raise ValueError(f"--host={config.host} --port={config.port}: cannot listen there ({e.strerror})") from e
+    return webapp.bind(StudyServer, app, config.host, config.port)
 
 
 def serve(config: StudyConfig) -> None:
