@@ -1,10 +1,14 @@
 """One resolver for every command's model argument (keras_colorize/inference/model_spec.py): what it accepts,
 and the message for each thing it refuses. No model is loaded here."""
 
+import re
+
 import pytest
 
 from keras_colorize import pretrained
 from keras_colorize.inference import model_spec
+
+NAMES = re.escape(", ".join(pretrained.NAMES))  # "scenes, scenes_guided"
 
 
 @pytest.fixture
@@ -30,10 +34,10 @@ def test_accepts_each_kind_it_is_asked_for(tmp_path, bundled):
 
 
 @pytest.mark.parametrize("make, kinds, message", [
-    (lambda d: "", None, r"^model '': give a bundled model name \(scenes\) or a path$"),
-    (lambda d: d / "nope.keras", None, r"^model '.*nope\.keras' does not exist \(bundled model names: scenes\)$"),
+    (lambda d: "", None, rf"^model '': give a bundled model name \({NAMES}\) or a path$"),
+    (lambda d: d / "nope.keras", None, rf"^model '.*nope\.keras' does not exist \(bundled model names: {NAMES}\)$"),
     (lambda d: d, None, r"is a folder without saved_model.pb \(not a SavedModel\); it must be a bundled model name"),
-    (lambda d: d, ("keras",), r"is a folder; it must be a bundled model name \(scenes\) or a \.keras file$"),
+    (lambda d: d, ("keras",), rf"is a folder; it must be a bundled model name \({NAMES}\) or a \.keras file$"),
     (lambda d: d / "m.keras", ("tflite",), r"is a \.keras file; it must be a bundled model name .* or a \.tflite file$"),
     (lambda d: d / "m.tflite", None, r"is a \.tflite file; .* or a \.keras file or a SavedModel folder$"),
 ])
