@@ -3,9 +3,10 @@ r"""Colorize a film: ``kc-colorize-video`` / ``python -m keras_colorize.colorize
     python -m keras_colorize.colorize_video --input=film.mp4 --output=film_color.mp4 --smooth
     python -m keras_colorize.colorize_video --model=runs/demo/best.keras --input=film.mp4 --output=film_color.mp4
     kc-colorize-video --model=guided.keras --input=film.mp4 --output=film_color.mp4 --reference=dusk.jpg
-    kc-colorize-video --model=guided.keras --input=film.mp4 --output=film_color.mp4 --hints=film.hints.json
+    kc-colorize-video --input=film.mp4 --output=film_color.mp4 --hints=film.hints.json
 
-``--model`` defaults to the bundled ``scenes`` model (research and
+``--model`` defaults to the bundled ``scenes`` model, or to the bundled guided
+``scenes_guided`` with ``--hints`` or ``--reference`` (both research and
 non-commercial use only; see ``keras_colorize.pretrained``). Same frame
 count, size and frame rate as the input; the audio track is carried over.
 ``--smooth`` turns on temporal chroma smoothing (see

@@ -414,3 +414,15 @@ def test_model_defaults_to_the_bundled_one(small_film, tmp_path):
     assert result.returncode == 2 and "bundled model 'scenes' is missing" in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reference_and_no_model_use_the_bundled_guided_model(small_film, landscapes_dir, tmp_path):
+    """kc-colorize-video --reference with no --model runs scenes_guided (the automatic default takes no hints)."""
+    from keras_colorize import pretrained
+
+    reference = sorted(landscapes_dir.glob("*.jpg"))[0]
+    out = tmp_path / "out.mp4"
+    result = _cli("--input", small_film, "--output", out, "--reference", reference, "--max_frames=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(film.report_path(out).read_text())
+    assert report["model"] == pretrained.GUIDED and _frame_count(out) == 4

@@ -1,6 +1,6 @@
 r"""A local colorization studio in the browser: ``kc-studio`` / ``python -m keras_colorize.studio``.
 
-    kc-studio --photos=scans/ [--output=scans_colorized/] [--model=scenes] [--port=8765] [--open] [--host=127.0.0.1]
+    kc-studio --photos=scans/ [--output=scans_colorized/] [--model=scenes_guided] [--port=8765] [--open] [--host=127.0.0.1]
 
 Prints ``Open http://127.0.0.1:PORT/?token=...``: the page lists the photos of
 ``--photos`` (recursive, the image kinds ``kc-colorize`` reads) with their
