@@ -76,6 +76,26 @@ def test_simulated_hints_follow_zhang_et_al():
     assert 0.4 < given_share < 0.6, given_share
 
 
+def test_automatic_probability_makes_that_share_hint_free():
+    rgb, ab = _ground_truth(batch=64, size=32)
+    seed = tf.constant([3, 7])
+    shares = {}
+    for a in (0.0, 0.5, 1.0):
+        hints, reference = hint_ops.simulate_hints(ab, rgb, seed, automatic_probability=a)
+        free = ~hints.numpy()[..., 2].any(axis=(1, 2)) & (reference.numpy()[:, -1] == 0)
+        shares[a] = free.mean()
+    # a + (1 - a) / 8 / 2: 1/16, 0.53, 1 (64 draws: sd about 0.06 at a = 0.5).
+    assert shares[1.0] == 1.0 and shares[0.0] < 0.2 and 0.35 < shares[0.5] < 0.75, shares
+    # The other draws keep their streams: the crops that a = 0.5 leaves alone get exactly the hints and
+    # reference of the default schedule (a = 0), so the paper's schedule is reproduced bit for bit.
+    default_hints, default_ref = (t.numpy() for t in hint_ops.simulate_hints(ab, rgb, seed))
+    half_hints, half_ref = (t.numpy() for t in hint_ops.simulate_hints(ab, rgb, seed, automatic_probability=0.5))
+    kept = half_hints[..., 2].any(axis=(1, 2)) | (half_ref[:, -1] > 0)
+    assert kept.sum() >= 10, kept.sum()
+    np.testing.assert_array_equal(half_hints[kept], default_hints[kept])
+    np.testing.assert_array_equal(half_ref[kept], default_ref[kept])
+
+
 def test_simulated_hint_values_are_patch_means_of_the_ground_truth():
     size = 16
     # Left half one colour, right half another: a patch inside one half must carry exactly that colour.

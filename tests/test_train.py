@@ -39,6 +39,8 @@ EXPERIMENTS = REPO_ROOT / "experiments"
         (dict(encoder_weights="resnet34.pth"), r"encoder_weights='resnet34.pth'"),
         (dict(work_dir=""), r"work_dir=''"),
         (dict(scale_jitter=0.5), r"--scale_jitter=0.5.*between 1"),
+        (dict(hints=True, automatic_probability=1.5), r"--automatic_probability=1.5.*between 0 and 1"),
+        (dict(reference_probability=0.2), r"--reference_probability=0.2.*needs --hints"),
     ],
 )
 def test_bad_config_is_rejected(overrides, message, shards, tmp_path):

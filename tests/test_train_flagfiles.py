@@ -128,6 +128,19 @@ def test_iizuka_experiments_change_one_thing_of_the_bundled_recipe(monkeypatch):
     assert {k for k, v in twin.to_dict().items() if jitter_long.to_dict()[k] != v} == {"work_dir", "fusion"}
 
 
+def test_guided_recipe_stage_two_changes_the_hint_schedule_of_stage_one(monkeypatch):
+    """Stage 2 warm-starts from stage 1's release with more automatic examples; nothing else of the recipe moves."""
+    monkeypatch.chdir(REPO_ROOT)
+    one = parse_flagfile("experiments/scenes_guided.flags")
+    two = parse_flagfile("experiments/scenes_guided_stage2.flags")
+    assert one.hints and two.hints and one.automatic_probability == 0.0 < two.automatic_probability
+    changed = {k for k, v in two.to_dict().items() if one.to_dict()[k] != v}
+    assert changed == {"work_dir", "init_from", "automatic_probability", "learning_rate", "warmup_steps", "epochs"}
+    header = (EXPERIMENTS / "scenes_guided_stage2.flags").read_text().split("\n--")[0]
+    assert "python -m keras_colorize.train --flagfile=experiments/scenes_guided_stage2.flags" in header
+    assert f"> {two.init_from}" in header  # how to recreate the model it starts from
+
+
 def test_demo_flagfile(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     config = parse_flagfile("experiments/demo.flags")

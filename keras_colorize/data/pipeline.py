@@ -48,12 +48,13 @@ def list_files(file_pattern):
     return files
 
 
-def _to_model(with_class, hints=None):
+def _to_model(with_class, hints=None, schedule=None):
     """Batch of uint8 crops and labels -> ``(L, {"ab"[, "class"]})``, Lab in one XLA kernel.
 
     ``hints``: None for an automatic model; ``"simulate"`` (training: simulated hints, the
     function then also takes a stateless seed) or ``"none"`` (validation: zero hints and no
     reference) for a guided model, whose inputs are then the dict {"L", "hints", "reference"}.
+    ``schedule``: keyword arguments of :func:`hint_ops.simulate_hints` (its probabilities).
     """
 
     def _convert(images, labels, seed=None):
@@ -65,7 +66,7 @@ def _to_model(with_class, hints=None):
             return l_input, targets
         batch = tf.shape(images)[0]
         if hints == "simulate":
-            hint_map, reference = hint_ops.simulate_hints(ab * 255.0 - 128.0, images, seed)
+            hint_map, reference = hint_ops.simulate_hints(ab * 255.0 - 128.0, images, seed, **(schedule or {}))
         else:
             hint_map, reference = hint_ops.no_hints(images.shape[1], batch), hint_ops.no_reference(batch)
         return {"L": l_input, "hints": hint_map, "reference": reference}, targets
@@ -86,6 +87,7 @@ def make_dataset(
     input_context=None,
     scale_jitter=1.0,
     hints=False,
+    hint_schedule=None,
     config=PipelineConfig(),
 ):
     """Batches of model inputs and targets from TFRecord shards.
@@ -113,6 +115,8 @@ def make_dataset(
         {"L", "hints", "reference"}. Training batches get hints simulated from their
         ground truth (:func:`keras_colorize.guidance.hint_ops.simulate_hints`, seeded
         per batch), validation batches none (the automatic case).
+      hint_schedule: dict of ``reference_probability`` and ``automatic_probability`` for
+        the simulation (None: :func:`hint_ops.simulate_hints`'s defaults).
       config: :class:`PipelineConfig`.
 
     Returns:
@@ -180,7 +184,7 @@ def make_dataset(
         batch_seeds = tf.data.Dataset.random(seed=None if seed is None else seed + 1,
                                              rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            lambda batch, batch_seed: _to_model(with_class, "simulate")(*batch, batch_seed),
+            lambda batch, batch_seed: _to_model(with_class, "simulate", hint_schedule)(*batch, batch_seed),
             num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     else:
         ds = ds.map(_to_model(with_class, ("none" if hints else None)), num_parallel_calls=AUTOTUNE,

@@ -32,6 +32,8 @@ GEOMETRIC_P = 1.0 / 8.0
 MAX_SIMULATED_POINTS = 48
 #: Share of training examples that get the reference (global) hint.
 REFERENCE_PROBABILITY = 0.5
+#: Share of training examples made automatic outright (no points, no reference) before the draws above.
+AUTOMATIC_PROBABILITY = 0.0
 
 _OFFSETS = np.arange(spec.MAX_PATCH, dtype=np.int32)
 
@@ -191,23 +193,33 @@ def sample_hints(ab, num_points, seed, max_points=None):
     return _draw_points(ab, tf.fill([batch], num_points), seed, max_points)
 
 
-def simulate_hints(ab, rgb, seed, reference_probability=REFERENCE_PROBABILITY, max_points=MAX_SIMULATED_POINTS):
+def simulate_hints(ab, rgb, seed, reference_probability=REFERENCE_PROBABILITY,
+                   automatic_probability=AUTOMATIC_PROBABILITY, max_points=MAX_SIMULATED_POINTS):
     """Training hints for a batch: geometric point counts and the reference given to about half.
+
+    An example is automatic (no points and no reference) with probability
+    ``a + (1 - a) * p * (1 - r)``: ``a`` = ``automatic_probability``, ``p`` = GEOMETRIC_P (the
+    chance of no points), ``r`` = ``reference_probability``; with the defaults 1/16.
 
     Args:
       ab: (B, S, S, 2) float ground-truth a*b* in Lab units.
       rgb: (B, S, S, 3) the same crops as RGB (uint8 or float), for the reference histograms.
       seed: int [2] stateless seed.
+      reference_probability: share of the (not outright automatic) examples given the reference.
+      automatic_probability: share of examples given neither points nor reference outright.
 
     Returns:
       ``(hints (B, S, S, 3), reference (B, R))``.
     """
     count_seed, point_seed, ref_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    auto_seed = tf.random.experimental.stateless_fold_in(seed, 4)  # the three draws above keep their streams
     batch = tf.shape(ab)[0]
     u = tf.random.stateless_uniform([batch], count_seed, minval=1e-7, maxval=1.0)
     # Geometric on {0, 1, ...}: P(n = k) = (1 - p)^k p.
     counts = tf.minimum(tf.floor(tf.math.log(u) / tf.math.log(1.0 - GEOMETRIC_P)), float(max_points))
+    automatic = tf.random.stateless_uniform([batch], auto_seed) < automatic_probability
+    counts = tf.where(automatic, 0.0, counts)
     hints = _draw_points(ab, counts, point_seed, max_points)
-    given = tf.random.stateless_uniform([batch, 1], ref_seed) < reference_probability
+    given = (tf.random.stateless_uniform([batch, 1], ref_seed) < reference_probability) & ~automatic[:, None]
     reference = tf.where(given, reference_histograms(rgb), 0.0)
     return hints, reference

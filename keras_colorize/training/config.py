@@ -59,6 +59,8 @@ class TrainConfig:
     fusion: Optional[bool] = None
     encoder_weights: str = ""
     hints: bool = False
+    reference_probability: float = 0.5
+    automatic_probability: float = 0.0
     init_from: str = ""
     # Loss and optimization
     class_loss_weight: Optional[float] = None
@@ -124,6 +126,12 @@ class TrainConfig:
             fail("class_loss_weight", "must be >= 0")
         if not 1.0 <= self.scale_jitter <= 4.0:
             fail("scale_jitter", "must be between 1 (no scale augmentation, the paper's) and 4")
+        for name in ("reference_probability", "automatic_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                fail(name, "must be a probability, between 0 and 1")
+        if not self.hints and (self.reference_probability, self.automatic_probability) != (0.5, 0.0):
+            fail("reference_probability" if self.reference_probability != 0.5 else "automatic_probability",
+                 "sets how training simulates hints; it needs --hints")
         if self.strategy == "mirrored" and self.num_cpu_devices == 1:
             fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
         if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):

@@ -77,6 +77,15 @@ flags.DEFINE_bool(
     "Guided colorization (Zhang et al. 2017, adapted): the model also takes colour hints (points with an "
     "a*b* colour) and a reference photo's a*b* histogram; training simulates them from the ground truth "
     "(keras_colorize.guidance.hint_ops). Presets paper, tiny and iizuka2016.")
+flags.DEFINE_float(
+    "reference_probability", _default("reference_probability"),
+    "With --hints: share of training examples given the reference (their crop's own a*b* histogram). "
+    "Default 0.5 (Zhang et al. 2017 give the global hint to about half).")
+flags.DEFINE_float(
+    "automatic_probability", _default("automatic_probability"),
+    "With --hints: share of training examples given neither points nor reference outright, on top of the "
+    "1/8 whose geometric draw gives no points (automatic in all: a + (1 - a) / 8 * (1 - reference_probability)). "
+    "Raise it to keep the unhinted colorization strong. Default 0.")
 flags.DEFINE_string(
     "init_from", _default("init_from"),
     "Warm start: copy the weights of a trained model (a .keras path or a bundled name such as 'scenes') into "
