@@ -24,6 +24,8 @@ RESUME_FIELDS = (
     "model_preset", "image_size", "num_classes", "width", "fusion", "optimizer", "precision",
     "batch_size", "steps_per_epoch", "ab_loss", "hints",
 )
+#: Fields that set how training simulates hints (keyword arguments of hint_ops.simulate_hints).
+HINT_SCHEDULE_FIELDS = ("reference_probability", "automatic_probability")
 #: Values of resume fields in run directories written before the field existed.
 LEGACY_RESUME_VALUES = {"ab_loss": "mse", "hints": False}
 
@@ -126,12 +128,12 @@ class TrainConfig:
             fail("class_loss_weight", "must be >= 0")
         if not 1.0 <= self.scale_jitter <= 4.0:
             fail("scale_jitter", "must be between 1 (no scale augmentation, the paper's) and 4")
-        for name in ("reference_probability", "automatic_probability"):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in HINT_SCHEDULE_FIELDS:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(name, "must be a probability, between 0 and 1")
-        if not self.hints and (self.reference_probability, self.automatic_probability) != (0.5, 0.0):
-            fail("reference_probability" if self.reference_probability != 0.5 else "automatic_probability",
-                 "sets how training simulates hints; it needs --hints")
+            if not self.hints and getattr(self, name) != defaults[name]:
+                fail(name, "sets how training simulates hints; it needs --hints")
         if self.strategy == "mirrored" and self.num_cpu_devices == 1:
             fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
         if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):
@@ -173,6 +175,10 @@ class TrainConfig:
             guidable = ", ".join(n for n in names if models.preset(n).guidable)
             fail("hints", f"guided colorization is an option of the presets {guidable} with an a*b* regression head "
                           f"(not --ab_loss={models.BINS_LOSS})")
+
+    def hint_schedule(self):
+        """The hint-simulation settings of this run, as keyword arguments of ``hint_ops.simulate_hints``."""
+        return {name: getattr(self, name) for name in HINT_SCHEDULE_FIELDS}
 
     def model_config(self, prior=None):
         """The model config this run trains (``prior``: the a*b* prior of a bins head, None = uniform)."""

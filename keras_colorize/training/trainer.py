@@ -390,9 +390,7 @@ def _train_dataset(config, data, strategy, seed):
         return pipeline.make_dataset(list(data.train_files), "train", config.image_size, config.batch_size,
                                      seed=seed, with_class=config.fusion, repeat=True,
                                      input_context=input_context, scale_jitter=config.scale_jitter,
-                                     hints=config.hints, hint_schedule=dict(
-                                         reference_probability=config.reference_probability,
-                                         automatic_probability=config.automatic_probability))
+                                     hints=config.hints, hint_schedule=config.hint_schedule())
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
