@@ -251,11 +251,13 @@ def test_paper_model_converts_with_folded_batch_norm(tmp_path, landscapes_dir):
 
 def _guided_tiny_model(l_calibration, seed=0, scale=0.2):
     """A tiny guided model whose output depends on its hints (random weights in its zero-initialized
-    guidance layers), with BN statistics of real photos."""
+    guidance layers), with BN statistics of real photos. With the point palette, as the bundled model:
+    every variant runs its hint statistics, with and without points (full int8 once failed at run time
+    on a quantized division when no point was given)."""
     keras.utils.set_random_seed(seed)
-    model = build_colorizer(get_preset("tiny", hints=True))
+    model = build_colorizer(get_preset("tiny", hints=True, point_palette=True))
     rng = np.random.default_rng(seed)
-    for name in ("hint_input_conv", "reference_fusion_dense"):
+    for name in ("hint_input_conv", "reference_fusion_dense", "point_fusion_dense"):
         layer = model.get_layer(name)
         layer.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in layer.weights])
     bn_statistics.reestimate_batch_norm(model, l_calibration)

@@ -106,6 +106,45 @@ def test_guided_model_round_trips_through_a_keras_file(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(feed)["ab"]), np.asarray(model(feed)["ab"]), atol=1e-6)
 
 
+def test_point_palette_is_exactly_zero_without_points_and_moves_the_palette_with_them(tmp_path):
+    keras.utils.set_random_seed(4)
+    plain = models.build_colorizer(models.get_preset("iizuka2016", hints=True, **TINY_IIZUKA))
+    for layer in plain.layers:  # a trained-looking guided model: guidance layers away from zero
+        if layer.name.startswith(("hint", "reference_fusion")):
+            layer.set_weights([w + 0.02 for w in layer.get_weights()])
+    palette = models.build_colorizer(models.get_preset("iizuka2016", hints=True, point_palette=True, **TINY_IIZUKA))
+    report = models.transfer_weights(plain, palette)
+    assert set(report.new) == {"point1_dense", "point2_dense", "point_fusion_dense"}
+    counts = models.parameter_counts(palette)
+    assert counts["total"] == models.parameter_counts(plain)["total"] + sum(
+        palette.get_layer(n).count_params() for n in report.new)
+    fusion_dense = palette.get_layer("point_fusion_dense")
+    fusion_dense.set_weights([np.full(fusion_dense.kernel.shape, 0.05, np.float32)])
+    rng = np.random.default_rng(5)
+    l_input = rng.random((2, 64, 64, 1), np.float32)
+    reference = hint_ops.reference_histograms(rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)).numpy()
+    hints = hint_ops.paint_hints([[20.0, 20.0], [40.0, 50.0]], [[80.0, 60.0], [-20.0, 10.0]], [5, 3], 64).numpy()
+    hints = hints[None].repeat(2, 0)
+    for feed in (_feed(l_input), _feed(l_input, None, reference)):  # no points: exactly the model without it
+        np.testing.assert_array_equal(np.asarray(palette(feed, training=False)["ab"]),
+                                      np.asarray(plain(feed, training=False)["ab"]))
+    moved = np.asarray(palette(_feed(l_input, hints), training=False)["ab"])
+    assert np.abs(moved - np.asarray(plain(_feed(l_input, hints), training=False)["ab"])).max() > 1e-3
+    # The summary: mean and spread of the hinted a*b* (pixel-weighted), their share of the grid, the flag.
+    summary = np.asarray(palette.get_layer("point_summary")(hints))[0]
+    mask = hints[0, ..., 2] > 0
+    ab = hints[0, ..., :2][mask]
+    np.testing.assert_allclose(summary[:4], np.concatenate([ab.mean(0), ab.std(0)]), atol=1e-3)
+    np.testing.assert_allclose(summary[4:], [np.log1p(mask.sum()) / np.log1p(64 * 64), 1.0], rtol=1e-5)
+    palette.save(tmp_path / "p.keras")
+    loaded = keras.saving.load_model(tmp_path / "p.keras")
+    assert loaded.config.point_palette
+    np.testing.assert_array_equal(np.asarray(loaded(_feed(l_input, hints))["ab"]), np.asarray(palette(
+        _feed(l_input, hints))["ab"]))
+    with pytest.raises(ValueError, match="point_palette must be False without hints"):
+        models.get_preset("tiny", point_palette=True)
+
+
 # ---------------------------------------------------------------------------
 # Data and training
 # ---------------------------------------------------------------------------
@@ -144,21 +183,38 @@ def test_hints_config_rules():
         train_config.TrainConfig(work_dir="w", demo_data_dir="d", model_preset="zhang2016", hints=True)
     config = train_config.TrainConfig(work_dir="w", demo_data_dir="d", model_preset="tiny", hints=True)
     assert config.model_config().hints and "hints" in train_config.RESUME_FIELDS
+    with pytest.raises(train_config.ConfigError, match="--point_palette=True: .* it needs --hints"):
+        train_config.TrainConfig(work_dir="w", demo_data_dir="d", model_preset="tiny", point_palette=True)
+    with pytest.raises(train_config.ConfigError, match="--train_only='point,': expected comma-separated"):
+        train_config.TrainConfig(work_dir="w", demo_data_dir="d", model_preset="tiny", train_only="point,")
+    with pytest.raises(train_config.ConfigError, match="--train_only='pint': no layer .* starts with it"):
+        trainer._train_only(models.build_colorizer(models.get_preset("tiny")), ("pint",))
 
 
 def test_training_a_guided_model_warm_started_from_an_automatic_one(tmp_path, tiny_model_path):
+    """With --train_only=point,hint (stage 3 of the guided recipe): those layers train, the rest stays the source."""
     work = tmp_path / "run"
     config = train_config.TrainConfig(
         work_dir=str(work), demo_data_dir=str(tmp_path / "data"), model_preset="tiny", num_classes=5, hints=True,
+        point_palette=True, train_only="point,hint",
         init_from=str(tiny_model_path), batch_size=8, epochs=1, steps_per_epoch=3, val_steps=1,
         precision="float32", grid_images=2, checkpoint_every_steps=0, learning_rate=1e-3)
     result = trainer.train(config)
     saved = keras.saving.load_model(work / "best.keras")
-    assert model_contract.check_model_contract(saved).guided
-    assert json.loads((work / "config.json").read_text())["hints"] is True
+    assert model_contract.check_model_contract(saved).guided and saved.get_layer("point_summary")
+    run_config = json.loads((work / "config.json").read_text())
+    assert run_config["hints"] is True and run_config["point_palette"] is True
+    assert run_config["train_only"] == "point,hint"
     assert np.isfinite(result.summary["val"]["mae"])
-    # The guidance layers trained (they start at zero), the copied layers started from the source.
-    assert np.abs(saved.get_layer("hint_input_conv").get_weights()[0]).max() > 0
+    # The guidance layers trained (they start at zero), every other layer is still exactly the source's.
+    for name in ("hint_input_conv", "point_fusion_dense"):
+        assert np.abs(saved.get_layer(name).get_weights()[0]).max() > 0, name
+    source = keras.saving.load_model(tiny_model_path)
+    frozen = [layer for layer in source.layers if layer.weights and not layer.name.startswith("class2")]  # 4 -> 5 classes
+    assert len(frozen) > 10
+    for layer in frozen:
+        for want, got in zip(layer.get_weights(), saved.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(got, want, err_msg=layer.name)
     with pytest.raises(train_config.ConfigError, match="--init_from"):
         trainer.validate(train_config.TrainConfig(
             work_dir=str(tmp_path / "other"), demo_data_dir=str(tmp_path / "data"), model_preset="tiny",

@@ -141,6 +141,21 @@ def test_guided_recipe_stage_two_changes_the_hint_schedule_of_stage_one(monkeypa
     assert f"> {two.init_from}" in header  # how to recreate the model it starts from
 
 
+def test_guided_recipe_stage_three_trains_only_the_point_palette_and_hint_layers(monkeypatch):
+    """Stage 3 adds the point palette to stage 2's release and trains only it and the hint layers."""
+    monkeypatch.chdir(REPO_ROOT)
+    two = parse_flagfile("experiments/scenes_guided_stage2.flags")
+    three = parse_flagfile("experiments/scenes_guided_stage3.flags")
+    assert three.point_palette and three.train_only_prefixes() == ("point", "hint")
+    assert three.model_config().point_palette and not two.model_config().point_palette
+    changed = {k for k, v in three.to_dict().items() if two.to_dict()[k] != v}
+    assert changed == {"work_dir", "init_from", "point_palette", "train_only", "automatic_probability",
+                       "learning_rate", "warmup_steps", "epochs", "steps_per_epoch", "val_steps"}
+    header = (EXPERIMENTS / "scenes_guided_stage3.flags").read_text().split("\n--")[0]
+    assert "python -m keras_colorize.train --flagfile=experiments/scenes_guided_stage3.flags" in header
+    assert f"> {three.init_from}" in header
+
+
 def test_demo_flagfile(monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     config = parse_flagfile("experiments/demo.flags")

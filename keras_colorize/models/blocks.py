@@ -6,6 +6,8 @@ over the bridge's grid for the fusion layer (Iizuka, Simo-Serra and
 Ishikawa 2016, "Let there be Color!", Sec. 3.2; the paper's Eq. 1).
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -176,20 +178,101 @@ def apply_reference_embedding(reference, units, bn_momentum=None, bn_epsilon=Non
     return x
 
 
+#: Softmax logit of a hinted pixel in :class:`HintSummary` (unhinted ones: 0).
+_MASK_LOGIT = 30.0
+
+
+@keras.saving.register_keras_serializable(package="keras_colorize")
+class HintSummary(keras.layers.Layer):
+    """The colour statistics of the hinted pixels of a hint map, for the palette (``point_palette``).
+
+    Call with the (B, S, S, 3) hint map; returns (B, 6) float32: the mean and the standard
+    deviation of a* and b* (in hint units) over the hinted pixels, the hinted share of the
+    grid as ``log1p(n) / log1p(S * S)``, and a "given" flag (1 when any pixel is hinted).
+    All six are 0 for a map without hints.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, hints):
+        hints = ops.cast(hints, "float32")
+        ab, mask = hints[..., :2], hints[..., 2:3]
+        height, width = hints.shape[1], hints.shape[2]
+        count = ops.sum(mask, axis=(1, 2))  # (B, 1)
+        # 1/n on each of the n hinted pixels, without a division: a softmax of the mask (exact to e^-30 per
+        # unhinted pixel). Full-int8 TFLite quantizes a divisor of max(n, 1) onto its zero point when n is
+        # small and then fails at run time; a softmax quantizes coarsely but runs.
+        logits = ops.reshape(mask, (-1, height * width)) * _MASK_LOGIT
+        weights = ops.reshape(ops.softmax(logits, axis=-1), (-1, height, width, 1)) * mask
+        mean = ops.sum(ab * weights, axis=(1, 2))
+        variance = ops.maximum(ops.sum(ab * ab * weights, axis=(1, 2)) - mean * mean, 0.0)
+        given = ops.cast(count > 0.0, "float32")
+        std = ops.sqrt(variance + 1e-6) * given
+        share = ops.log(1.0 + count) * (1.0 / math.log(1.0 + height * width))
+        return ops.concatenate([mean, std, share, given], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 6)
+
+
+@keras.saving.register_keras_serializable(package="keras_colorize")
+class PointGiven(keras.layers.Layer):
+    """The "given" flag (last column) of a :class:`HintSummary`: (B, 6) -> (B, 1)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, summary):
+        return summary[:, -1:]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+
+def apply_point_palette(hint_map, units):
+    """Hint map -> (B, units) palette vector from its points' colours, exactly 0 without points.
+
+    ``given * relu(dense(relu(dense(summary))))``; it joins the fusion through the zero-initialized
+    ``point_fusion_dense`` (:func:`apply_reference_fusion`), so a few points steer the global
+    palette as a reference does, not only the pixels around them.
+    """
+    summary = HintSummary(name="point_summary")(hint_map)
+    x = summary
+    for i in (1, 2):
+        x = keras.layers.Dense(units, activation="relu", kernel_initializer="he_normal", name=f"point{i}_dense")(x)
+    given = PointGiven(name="point_given")(summary)
+    return keras.layers.Multiply(name="point_gate")([x, given])
+
+
 def apply_reference_fusion(x, palette):
-    """``x + tile(dense(palette))``: the palette vector joins a feature map (zero-initialized dense)."""
+    """``x + tile(dense(palette))``: the palette vector joins a feature map (zero-initialized dense).
+
+    ``palette`` is the reference's vector, or ``(reference vector, point vector)`` for a model
+    with ``point_palette`` (the point vector is added after the reference's dense, zero without points).
+    """
+    points = None
+    if isinstance(palette, (tuple, list)):
+        palette, points = palette
     v = keras.layers.Dense(x.shape[-1], kernel_initializer="zeros", use_bias=False,
                            name="reference_fusion_dense")(palette)
+    if points is not None:
+        p = keras.layers.Dense(x.shape[-1], kernel_initializer="zeros", use_bias=False,
+                               name="point_fusion_dense")(points)
+        v = keras.layers.Add(name="point_add")([v, p])
     tiled = SpatialTile(name="reference_tile")([v, x])
     return keras.layers.Add(name="reference_add")([x, tiled])
 
 
-def guidance_inputs(l_input, hints, palette_units):
+def guidance_inputs(l_input, hints, palette_units, point_palette=False):
     """The model's inputs and, for a guided model, its hint map and palette vector.
 
     Returns:
       ``(inputs, hint_map, palette)``: ``inputs`` is ``l_input`` for an automatic
-      model (hint_map and palette None), else the dict {"L", "hints", "reference"}.
+      model (hint_map and palette None), else the dict {"L", "hints", "reference"};
+      with ``point_palette`` the palette is the pair (reference vector, point vector).
     """
     if not hints:
         return l_input, None, None
@@ -197,4 +280,6 @@ def guidance_inputs(l_input, hints, palette_units):
     hint_map = keras.Input(shape=(size, size, spec.HINT_CHANNELS), name=spec.HINTS_INPUT)
     reference = keras.Input(shape=(spec.REFERENCE_SIZE,), name=spec.REFERENCE_INPUT)
     palette = apply_reference_embedding(reference, palette_units)
+    if point_palette:
+        palette = (palette, apply_point_palette(hint_map, palette_units))
     return {spec.L_INPUT: l_input, spec.HINTS_INPUT: hint_map, spec.REFERENCE_INPUT: reference}, hint_map, palette

@@ -65,6 +65,8 @@ class ModelConfig(config_base.BaseConfig):
         encoder's normalized input (so it reaches the encoder and the full-
         resolution skip of Up 5); the reference palette joins the fusion
         layer. False (the paper's) keeps every preset's parameter count.
+      point_palette: with hints, the colour statistics of the hint points also join the
+        fusion layer, as the reference palette does (zero without points, and at the start).
 
     Vary presets with `dataclasses.replace(get_preset("paper"), fusion=False)`
     or `get_preset("paper", fusion=False)`. The dtype policy is not part of
@@ -74,6 +76,7 @@ class ModelConfig(config_base.BaseConfig):
     num_classes: int = 137
     fusion: bool = True
     hints: bool = False
+    point_palette: bool = False
 
 
 def apply_input_normalization(l_input):
@@ -98,11 +101,11 @@ class ColorizerModel(keras.Model):
     """
 
     def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0,
-                 bn_momentum=0.9, bn_epsilon=1e-5, hints=False, **kwargs):
+                 bn_momentum=0.9, bn_epsilon=1e-5, hints=False, point_palette=False, **kwargs):
         config = ModelConfig(image_size=image_size, num_classes=num_classes,
                              fusion=fusion, width=width,
                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-                             hints=hints)
+                             hints=hints, point_palette=point_palette)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         channels = config.channels
 
@@ -114,7 +117,7 @@ class ColorizerModel(keras.Model):
         # === Functional graph ===
         l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
         inputs, hint_map, palette = blocks.guidance_inputs(
-            l_input, hints, channels(FUSION_FILTERS))
+            l_input, hints, channels(FUSION_FILTERS), point_palette=point_palette)
         x = apply_input_normalization(l_input)
         if hint_map is not None:
             x = blocks.apply_hint_injection(x, hint_map, "hint_input")
@@ -217,7 +220,7 @@ _BLOCK_OF_PREFIX = (
     ("up2", "Up 2"), ("up3", "Up 3"), ("up4", "Up 4"), ("up5", "Up 5"),
     ("out", "Conv Out"), ("ab", "Conv Out"),
     ("gray_to_rgb", "Input"), ("imagenet_norm", "Input"), ("L", "Input"),
-    ("hint", "Guidance"), ("reference", "Guidance"),
+    ("hint", "Guidance"), ("reference", "Guidance"), ("point", "Guidance"),
 )
 TABLE1_BLOCKS = ("Input Block", "Input Pool", "Down 1", "Down 2", "Down 3",
                  "Down 4", "Bridge", "Global", "Classification", "Up 1",

@@ -45,9 +45,11 @@ class BaseConfig:
         # Fields only some configs have.
         if hasattr(self, "num_classes") and (not _is_int(self.num_classes) or self.num_classes < 2):
             fail("num_classes", "an integer >= 2")
-        for name in ("fusion", "hints"):
+        for name in ("fusion", "hints", "point_palette"):
             if hasattr(self, name) and not isinstance(getattr(self, name), bool):
                 fail(name, "a bool")
+        if getattr(self, "point_palette", False) and not self.hints:
+            fail("point_palette", "False without hints (it summarizes the hint points)")
         if hasattr(self, "temperature") and not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             fail("temperature", "> 0")
         if getattr(self, "prior", None) is not None:

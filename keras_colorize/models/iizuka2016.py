@@ -52,7 +52,7 @@ COLORIZATION = ((128, True), (64, False), (64, True), (32, False))
 #: Parameter-summary blocks: layer-name prefix -> block.
 BLOCK_PREFIXES = (("low", "low-level"), ("mid", "mid-level"), ("global", "global"), ("class", "classification"),
                   ("fusion", "fusion"), ("color", "colorization"), ("ab", "output"),
-                  ("hint", "guidance"), ("reference", "guidance"))
+                  ("hint", "guidance"), ("reference", "guidance"), ("point", "guidance"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,11 +70,15 @@ class IizukaConfig(config_base.BaseConfig):
         takes "hints" and "reference" inputs (:mod:`keras_colorize.guidance.spec`).
         The hint map enters the first conv and again before the output conv,
         the reference palette the fusion layer; all of these start at zero.
+      point_palette: with hints, the colour statistics of the hint points also join the
+        fusion layer, as the reference palette does (:func:`blocks.apply_point_palette`;
+        zero when no point is given, and at the start).
     """
 
     num_classes: int = 137
     fusion: bool = True
     hints: bool = False
+    point_palette: bool = False
 
 
 def _conv_bn_relu(x, filters, name, bn, strides=1, hints=None):
@@ -97,15 +101,17 @@ class IizukaColorizer(keras.Model):
     """
 
     def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5,
-                 hints=False, **kwargs):
+                 hints=False, point_palette=False, **kwargs):
         config = IizukaConfig(image_size=image_size, num_classes=num_classes, fusion=fusion, width=width,
-                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, hints=hints)
+                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, hints=hints,
+                              point_palette=point_palette)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         channels = config.channels
 
         # === Functional graph ===
         l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
-        inputs, hint_map, palette = blocks.guidance_inputs(l_input, hints, channels(FUSION_FILTERS))
+        inputs, hint_map, palette = blocks.guidance_inputs(l_input, hints, channels(FUSION_FILTERS),
+                                                         point_palette=point_palette)
         x = l_input
         for i, (filters, stride) in enumerate(LOW_LEVEL, start=1):
             x = _conv_bn_relu(x, channels(filters), f"low{i}", bn, strides=stride, hints=hint_map if i == 1 else None)

@@ -22,12 +22,12 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 #: they fix the architecture, the optimizer's state layout and the step <-> epoch mapping.
 RESUME_FIELDS = (
     "model_preset", "image_size", "num_classes", "width", "fusion", "optimizer", "precision",
-    "batch_size", "steps_per_epoch", "ab_loss", "hints",
+    "batch_size", "steps_per_epoch", "ab_loss", "hints", "point_palette", "train_only",
 )
 #: Fields that set how training simulates hints (keyword arguments of hint_ops.simulate_hints).
 HINT_SCHEDULE_FIELDS = ("reference_probability", "automatic_probability")
 #: Values of resume fields in run directories written before the field existed.
-LEGACY_RESUME_VALUES = {"ab_loss": "mse", "hints": False}
+LEGACY_RESUME_VALUES = {"ab_loss": "mse", "hints": False, "point_palette": False, "train_only": ""}
 
 
 class ConfigError(ValueError):
@@ -61,9 +61,11 @@ class TrainConfig:
     fusion: Optional[bool] = None
     encoder_weights: str = ""
     hints: bool = False
+    point_palette: bool = False
     reference_probability: float = 0.5
     automatic_probability: float = 0.0
     init_from: str = ""
+    train_only: str = ""
     # Loss and optimization
     class_loss_weight: Optional[float] = None
     ab_loss: Optional[str] = None
@@ -134,6 +136,10 @@ class TrainConfig:
                 fail(name, "must be a probability, between 0 and 1")
             if not self.hints and getattr(self, name) != defaults[name]:
                 fail(name, "sets how training simulates hints; it needs --hints")
+        if self.point_palette and not self.hints:
+            fail("point_palette", "summarizes the hint points into the palette; it needs --hints")
+        if self.train_only and not all(self.train_only_prefixes()):
+            fail("train_only", "expected comma-separated layer-name prefixes, such as 'point,hint'")
         if self.strategy == "mirrored" and self.num_cpu_devices == 1:
             fail("num_cpu_devices", "splitting the CPU into 1 device does nothing; use 0 or >= 2")
         if self.encoder_weights and not self.encoder_weights.endswith(".weights.h5"):
@@ -186,6 +192,7 @@ class TrainConfig:
         fields = {"image_size": self.image_size, "width": float(self.width)}
         if self.hints:
             fields["hints"] = True
+            fields["point_palette"] = self.point_palette
         for name in ("num_classes", "fusion"):
             if hasattr(preset, name):
                 fields[name] = getattr(self, name)
@@ -195,8 +202,13 @@ class TrainConfig:
         if isinstance(config, models.ModelConfig):
             return models.UNetBinsConfig.from_unet(config, prior=prior)
         return dataclasses.replace(config, prior=prior)
+    def train_only_prefixes(self):
+        """The layer-name prefixes of ``--train_only`` (empty: every layer trains)."""
+        return tuple(p.strip() for p in self.train_only.split(",")) if self.train_only else ()
+
     def to_dict(self):
         return dataclasses.asdict(self)
+
     def to_flags(self):
         """The config as flagfile text (``--name=value`` lines)."""
         lines = []

@@ -77,6 +77,11 @@ flags.DEFINE_bool(
     "Guided colorization (Zhang et al. 2017, adapted): the model also takes colour hints (points with an "
     "a*b* colour) and a reference photo's a*b* histogram; training simulates them from the ground truth "
     "(keras_colorize.guidance.hint_ops). Presets paper, tiny and iizuka2016.")
+flags.DEFINE_bool(
+    "point_palette", _default("point_palette"),
+    "With --hints: the colour statistics of the hint points (mean and spread of a*b*, how many) also join "
+    "the fusion layer, as the reference palette does, so a few points can move the whole palette. Zero "
+    "without points and at the start.")
 flags.DEFINE_float(
     "reference_probability", _default("reference_probability"),
     "With --hints: share of training examples given the reference (their crop's own a*b* histogram). "
@@ -92,6 +97,11 @@ flags.DEFINE_string(
     "the new model, layer by layer by name; new layers (the guidance layers of --hints) and layers whose "
     "shape differs (the class head when --num_classes changes) keep their initialization. Ignored when "
     "the work directory already has a checkpoint (the run resumes from it). Empty: random initialization.")
+flags.DEFINE_string(
+    "train_only", _default("train_only"),
+    "Comma-separated layer-name prefixes (such as 'point,hint'): only the layers whose name starts with one "
+    "of them train; every other layer is frozen (BatchNormalization then in inference mode), so what they "
+    "compute stays exactly that of --init_from. Empty: every layer trains.")
 
 # --- Loss and optimizer -----------------------------------------------------
 flags.DEFINE_float(

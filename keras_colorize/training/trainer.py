@@ -31,6 +31,7 @@ configurations P1-P4) and Table 2 (metrics).
 import dataclasses
 import glob
 import json
+import math
 import os
 import sys
 import time
@@ -338,6 +339,8 @@ def build_and_compile(config, strategy, total_steps):
                 logging.info("encoder initialized from %s", config.encoder_weights)
             if config.init_from:
                 _warm_start(model, config.init_from)
+            if config.train_only:
+                _train_only(model, config.train_only_prefixes())
             if strategy.num_replicas_in_sync > 1:
                 _synchronize_batch_norm(model)
             loss, loss_weights = models.colorizer_losses(model_config, class_weight=config.class_loss_weight,
@@ -363,6 +366,18 @@ def _warm_start(model, spec):
     except ValueError as e:
         raise ConfigError(f"--init_from={spec!r}: {e}") from None
     logging.info("warm start from %s: %s", spec, report.summary())
+
+
+def _train_only(model, prefixes):
+    """Freezes every top-level layer whose name starts with none of ``prefixes`` (``--train_only``)."""
+    chosen = [layer for layer in model.layers if layer.weights and layer.name.startswith(prefixes)]
+    if not chosen:
+        raise ConfigError(f"--train_only={','.join(prefixes)!r}: no layer with weights of {model.name} starts with "
+                          f"it (its layers: {', '.join(sorted({l.name.split('_')[0] for l in model.layers}))})")
+    for layer in model.layers:
+        layer.trainable = layer in chosen
+    logging.info("--train_only: %d layers train (%s parameters), the others are frozen", len(chosen),
+                 f"{sum(math.prod(w.shape) for l in chosen for w in l.trainable_weights):,}")
 
 
 def _synchronize_batch_norm(model):
