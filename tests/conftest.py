@@ -12,6 +12,23 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+#: Test files that take a worker a minute or more (longest first, from `--durations` of a full run on the
+#: 2-core CI machine, 2026-12-04). They run first, so that the two xdist workers (``-n 2 --dist loadfile``)
+#: finish together instead of one running a long file alone at the end; the other files keep their order.
+LONGEST_FILES_FIRST = (
+    "test_train_reliability.py", "test_train_distributed.py", "test_export_tflite.py", "test_export_saved_model.py",
+    "test_litert_runner.py", "test_train.py", "test_beam.py", "test_guided_model.py", "test_photos.py",
+    "test_studio_browser.py", "test_model_battery.py", "test_console_scripts.py", "test_film.py",
+    "test_inference.py", "test_quantization.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Longest files first (``LONGEST_FILES_FIRST``); a stable sort, so each file's tests stay together, in order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def _shared(sub):
     path = SHARED_DATA / sub
     if not path.exists():

@@ -116,11 +116,12 @@ def _one_line_error(done, program, *words):
 
 @pytest.mark.slow  # several TensorFlow start-ups
 def test_bad_arguments_exit_2_with_one_line(tmp_path):
+    """Bad values, through the export/ wrappers and the modules (a missing required flag, for every installed
+    script: tests/test_console_scripts.py)."""
     photo = _photo(tmp_path / "photo.jpg")
     saved = str(REPO / "export" / "export_saved_model.py")
     tflite = str(REPO / "export" / "export_tflite.py")
     out = f"--output={tmp_path / 'served'}"
-    _one_line_error(_run(saved, "--version=1"), "kc-export-saved-model", "--output")
     _one_line_error(_run(saved, out, "--version=abc"), "kc-export-saved-model", "--version")
     _one_line_error(_run(saved, out, "--version=1", "--output_format=gif"), "kc-export-saved-model", "--output_format")
     _one_line_error(_run(saved, out, "--version=1", "--jpeg_quality=0"), "kc-export-saved-model", "jpeg_quality")
@@ -129,17 +130,14 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
     _one_line_error(_run(saved, out, "--version=1", f"--class_names={tmp_path / 'none.txt'}"),
                     "kc-export-saved-model", "class_names")
     assert not (tmp_path / "served").exists()
-    _one_line_error(_run(tflite, "--preset=tiny"), "kc-export-tflite", "--output_dir")
     _one_line_error(_run(tflite, f"--output_dir={tmp_path / 't'}", "--variants=float32,bogus"), "kc-export-tflite",
                     "variants", "bogus")
     runner = ["-m", "keras_colorize.export.litert_runner"]
-    _one_line_error(_run(*runner, f"--input={photo}", f"--output={tmp_path / 'o.png'}"), "kc-litert", "--model")
     _one_line_error(_run(*runner, "--model=missing.tflite", f"--input={photo}", f"--output={tmp_path / 'o.png'}"),
                     "kc-litert", "model", "missing.tflite")
     _one_line_error(_run(*runner, "--model=m.tflite", f"--input={photo}", f"--output={tmp_path / 'o.png'}",
                          "--num_threads=x"), "kc-litert", "--num_threads")
     client = ["-m", "keras_colorize.export.serving_client"]
-    _one_line_error(_run(*client, str(photo)), "kc-serving-client", "--output_dir")
     _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--batch_size=0", str(photo)), "kc-serving-client",
                     "batch_size")
     _one_line_error(_run(*client, f"--output_dir={tmp_path / 'c'}", "--protocol=smtp", str(photo)), "kc-serving-client",
