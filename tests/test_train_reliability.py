@@ -177,6 +177,23 @@ def test_lock_records_of_live_and_dead_holders(tmp_path):
     run_lock.WorkDirLock(str(tmp_path)).acquire().release()
 
 
+def test_a_run_stopped_before_its_config_json_is_reported_as_in_use(shards, tmp_path):
+    """The holder was stopped between taking the lock and renaming its config.json into place."""
+    import socket
+
+    from keras_colorize.training import run_lock
+
+    work_dir = tmp_path / "run"
+    work_dir.mkdir()
+    (work_dir / "config.json.tmp-1234").write_text("{")
+    config = tiny_config(shards, work_dir)
+    with pytest.raises(trainer.ConfigError, match="holds no config.json"):
+        trainer.check_work_dir(config)  # no holder: a foreign directory
+    (work_dir / run_lock.LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    with pytest.raises(trainer.ConfigError, match=rf"in use by pid {os.getppid()}"):
+        trainer.check_work_dir(config)
+
+
 @pytest.mark.slow
 def test_second_run_on_a_locked_work_dir_is_refused_and_a_killed_holder_does_not_block(shards, tmp_path):
     import signal

@@ -71,6 +71,26 @@ def describe(record):
     return f"pid {record.get('pid')} on host {record.get('host')!r}{since}"
 
 
+def held_by_another(work_dir):
+    """The refusal message if another live run holds ``work_dir``'s lock, else None.
+
+    Reads the record only and takes no lock, so it cannot disturb a run taking
+    the lock at the same moment. A run checks this before judging what the
+    directory holds: a run stopped between taking the lock and writing its
+    ``config.json`` leaves a directory that would otherwise look foreign.
+    """
+    lock = WorkDirLock(work_dir)
+    try:
+        fd = os.open(lock.path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        record = lock._read(fd)
+    finally:
+        os.close(fd)
+    return lock._refusal(record, "") if record and lock._held(record) else None
+
+
 class WorkDirLock:
     """``<work_dir>/.lock``, held from :meth:`acquire` to :meth:`release` (or the end of a ``with``).
 

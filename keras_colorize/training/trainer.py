@@ -220,6 +220,9 @@ def check_work_dir(config):
     config_path = os.path.join(config.work_dir, "config.json")
     if os.path.exists(config.work_dir) and not os.path.isdir(config.work_dir):
         raise ConfigError(f"--work_dir={config.work_dir!r} is a file, not a directory; use a new or empty directory")
+    held = run_lock.held_by_another(config.work_dir) if os.path.isdir(config.work_dir) else None
+    if held:
+        raise ConfigError(held)
     # The lock file alone (a run killed right after taking it) does not make a directory a run's, nor
     # does the log of a background start (`nohup python -m keras_colorize.train ... > WORK_DIR/train.log`).
     if not os.path.isdir(config.work_dir) or not _run_files(os.listdir(config.work_dir)):
