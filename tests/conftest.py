@@ -4,6 +4,10 @@ import os
 import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Two xdist workers on two cores, and many tests start TensorFlow subprocesses: one intra-op thread per
+# process (inherited by the subprocesses) keeps them from oversubscribing the cores. Two tiny training runs
+# at once took 46 s instead of 52-57 s with TensorFlow's default of one thread per core (each alone: 47 s).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -12,14 +16,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-#: Test files that take a worker a minute or more (longest first, from `--durations` of a full run on the
+#: Test files that take a worker a minute or more (longest first, from `--durations=0` of a full run on the
 #: 2-core CI machine, 2026-12-04). They run first, so that the two xdist workers (``-n 2 --dist loadfile``)
 #: finish together instead of one running a long file alone at the end; the other files keep their order.
 LONGEST_FILES_FIRST = (
-    "test_train_reliability.py", "test_train_distributed.py", "test_export_tflite.py", "test_export_saved_model.py",
-    "test_litert_runner.py", "test_train.py", "test_beam.py", "test_guided_model.py", "test_photos.py",
-    "test_studio_browser.py", "test_model_battery.py", "test_console_scripts.py", "test_film.py",
-    "test_inference.py", "test_quantization.py",
+    "test_train_reliability.py", "test_train_distributed.py", "test_export_saved_model.py", "test_export_tflite.py",
+    "test_model_battery.py", "test_train.py", "test_beam.py", "test_film.py", "test_quantization.py",
+    "test_guided_model.py", "test_photos.py", "test_litert_runner.py", "test_evaluate.py", "test_inference.py",
+    "test_console_scripts.py", "test_guidance_hints.py", "test_studio_browser.py",
 )
 
 

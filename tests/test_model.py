@@ -110,6 +110,11 @@ def test_presets_and_config_validation():
         ModelConfig(width=0)
     with pytest.raises(ValueError, match="config"):
         build_colorizer({"image_size": 64})
+    assert paper.encoder_blocks == (3, 4, 6, 3) and tiny_cfg.encoder_blocks == (1, 1, 1, 1)
+    assert ModelConfig(encoder_blocks=[2, 2, 2, 2]).encoder_blocks == (2, 2, 2, 2)  # as JSON gives it back
+    for bad in ((3, 4, 6), (3, 0, 6, 3), (1.5, 1, 1, 1), "1111", None):
+        with pytest.raises(ValueError, match=r"encoder_blocks must be 4 positive integers \(ResNet34: \[3, 4, 6, 3\]\)"):
+            ModelConfig(encoder_blocks=bad)
 
 
 # --- encoder contract ------------------------------------------------------
@@ -131,6 +136,16 @@ def test_encoder_feature_contract():
                  "stack2_block1_proj_conv", "stack3_block6_bn2",
                  "stack4_block3_out"):
         assert name in names
+    # Fewer blocks per stage: same strides, channels and names, a block fewer where asked.
+    short = build_encoder(width=0.25, input_shape=(64, 96, 3), stage_blocks=(1, 2, 1, 1))
+    feats = short(np.zeros((1, 64, 96, 3), np.float32))
+    for key, (channels, stride) in feature_spec(0.25).items():
+        assert tuple(feats[key].shape) == (1, 64 // stride, 96 // stride, channels), key
+    names = {layer.name for layer in short.layers}
+    assert {"stack2_block2_out", "stack3_block1_proj_conv"} <= names and "stack1_block2_out" not in names
+    # The ImageNet port fits ResNet34's blocks only.
+    with pytest.raises(ValueError, match=r"need the blocks \[3, 4, 6, 3\] per stage, got \[1, 2, 1, 1\]"):
+        models.load_encoder_weights(build_encoder(stage_blocks=(1, 2, 1, 1)), "unused.weights.h5")
 
 
 def test_colorizer_uses_encoder_as_submodel(tiny):

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from keras_colorize.export import saved_model as saved_model_lib
+from keras_colorize.export import settings
 from keras_colorize.export import tflite as tflite_lib
 
 
@@ -106,11 +107,11 @@ class TfliteExportConfig:
     output_dir: str
     model_path: str = ""
     preset: str = "paper"
-    variants: Sequence[str] = tflite_lib.VARIANTS
+    variants: Sequence[str] = settings.VARIANTS
     calibration_shards: str = ""  # glob of TFRecord shards; this or calibration_photos is required for int8/int16x8
     calibration_photos: str = ""  # a folder of real colour photos, the alternative to calibration_shards
-    calibration_steps: int = tflite_lib.DEFAULT_CALIBRATION_STEPS
-    clip_percentile: Optional[float] = tflite_lib.DEFAULT_CLIP_PERCENTILE  # int8 activation ranges; None = min/max
+    calibration_steps: int = settings.DEFAULT_CALIBRATION_STEPS
+    clip_percentile: Optional[float] = settings.DEFAULT_CLIP_PERCENTILE  # int8 activation ranges; None = min/max
     photos_dir: str = ""  # real photos for the report's quality columns; no report without
     num_photos: int = 32
     report: str = ""  # JSON path; default <output_dir>/report.json
@@ -133,8 +134,8 @@ def export_tflite(config, model=None, progress=print):
 
     Arguments are checked before any conversion starts.
     """
-    variants = tflite_lib.check_variants(config.variants)
-    calibrated = [v for v in variants if v in tflite_lib.CALIBRATED_VARIANTS]
+    variants = settings.check_variants(config.variants)
+    calibrated = [v for v in variants if v in settings.CALIBRATED_VARIANTS]
     if calibrated and not (config.calibration_shards or config.calibration_photos):
         raise ValueError(f"variants include {calibrated}: calibration_shards (a glob of TFRecord shards) or "
                          "calibration_photos (a folder of real colour photos) is required")

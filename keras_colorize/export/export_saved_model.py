@@ -26,8 +26,7 @@ from absl import flags  # noqa: E402
 
 from keras_colorize import cli  # noqa: E402
 from keras_colorize import pretrained  # noqa: E402
-from keras_colorize.export import export_lib  # noqa: E402
-from keras_colorize.export import image_ops  # noqa: E402
+from keras_colorize.export import settings  # noqa: E402 - TensorFlow only once the flags are parsed
 
 COMMAND = "kc-export-saved-model"
 
@@ -37,9 +36,9 @@ _PRESET = flags.DEFINE_enum("preset", "paper", ["paper", "tiny"], "Preset used w
 _OUTPUT = flags.DEFINE_string("output", None, "Model base folder, <base>/<model_name> (TF Serving's base_path).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number: the folder <output>/<version> TF Serving loads.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing <output>/<version>.")
-_FORMAT = flags.DEFINE_enum("output_format", "jpeg", list(image_ops.OUTPUT_FORMATS), "Encoding of colorized_bytes.")
+_FORMAT = flags.DEFINE_enum("output_format", "jpeg", list(settings.OUTPUT_FORMATS), "Encoding of colorized_bytes.")
 _QUALITY = flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of colorized_bytes (1-100).")
-_MAX_PIXELS = flags.DEFINE_integer("max_pixels", image_ops.DEFAULT_MAX_PIXELS,
+_MAX_PIXELS = flags.DEFINE_integer("max_pixels", settings.DEFAULT_MAX_PIXELS,
                                    "Largest accepted image (height*width); larger requests get INVALID_ARGUMENT.")
 _CLASSES = flags.DEFINE_string("class_names", "",
                                "Class-list file in class-index order (e.g. experiments/landscape_classes.txt); "
@@ -54,6 +53,7 @@ def main(argv):
     if _WARMUP.value:  # before any work
         cli.require_extra("tensorflow_serving.apis.predict_pb2", "serving",
                           hint="for the TF Serving warm-up request; or pass --nowarmup")
+    from keras_colorize.export import export_lib  # noqa: PLC0415
     config = export_lib.SavedModelExportConfig(
         output=_OUTPUT.value, version=_VERSION.value, model_path=_MODEL.value, preset=_PRESET.value,
         overwrite=_OVERWRITE.value, output_format=_FORMAT.value, jpeg_quality=_QUALITY.value,

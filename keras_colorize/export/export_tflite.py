@@ -31,8 +31,7 @@ from absl import flags  # noqa: E402
 
 from keras_colorize import cli  # noqa: E402
 from keras_colorize import pretrained  # noqa: E402
-from keras_colorize.export import export_lib  # noqa: E402
-from keras_colorize.export import tflite  # noqa: E402
+from keras_colorize.export import settings  # noqa: E402 - TensorFlow only once the flags are parsed
 
 COMMAND = "kc-export-tflite"
 
@@ -41,8 +40,8 @@ _MODEL = flags.DEFINE_string("model", "", f"Model: {pretrained.MODEL_HELP} (.ker
                              "shards or photos).")
 _PRESET = flags.DEFINE_enum("preset", "paper", ["paper", "tiny"], "Preset used when --model is empty.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for <name>_<variant>.tflite and report.json.")
-_VARIANTS = flags.DEFINE_list("variants", list(tflite.VARIANTS),
-                              f"Subset of {list(tflite.ALL_VARIANTS)}; default {list(tflite.VARIANTS)} (int16x8 is "
+_VARIANTS = flags.DEFINE_list("variants", list(settings.VARIANTS),
+                              f"Subset of {list(settings.ALL_VARIANTS)}; default {list(settings.VARIANTS)} (int16x8 is "
                               "accurate but runs on slow reference kernels).")
 _CALIBRATION = flags.DEFINE_string("calibration_shards", "",
                                    "Glob of TFRecord shards (make_shards) for full-integer calibration; "
@@ -51,10 +50,10 @@ _CALIBRATION_PHOTOS = flags.DEFINE_string(
     "calibration_photos", "", "Folder of real colour photos for full-integer calibration (instead of shards). "
     "Never the photos you report on.")
 _CLIP = flags.DEFINE_float(
-    "clip_percentile", tflite.DEFAULT_CLIP_PERCENTILE,
+    "clip_percentile", settings.DEFAULT_CLIP_PERCENTILE,
     "int8: each activation range is the central this-percent of the calibration values (outliers clipped); "
     "0 = plain min/max ranges.")
-_CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", tflite.DEFAULT_CALIBRATION_STEPS,
+_CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", settings.DEFAULT_CALIBRATION_STEPS,
                                           "Calibration images (one per step).")
 _PHOTOS = flags.DEFINE_string("photos", "", "Folder of real colour photos for the report; no report if empty.")
 _NUM_PHOTOS = flags.DEFINE_integer("num_photos", 32, "Photos used for the report's quality columns.")
@@ -68,8 +67,10 @@ flags.mark_flag_as_required("output_dir")
 
 def main(argv):
     cli.check_args(argv)
+    settings.check_variants(_VARIANTS.value)  # ValueError: cli.run exits 2
     if _PHOTOS.value or ("int8" in _VARIANTS.value and _CLIP.value):  # LiteRT runs: check before any conversion
         cli.require_extra("ai_edge_litert.interpreter", "litert")
+    from keras_colorize.export import export_lib  # noqa: PLC0415
     config = export_lib.TfliteExportConfig(
         output_dir=_OUTPUT_DIR.value, model_path=_MODEL.value, preset=_PRESET.value, variants=tuple(_VARIANTS.value),
         calibration_shards=_CALIBRATION.value, calibration_photos=_CALIBRATION_PHOTOS.value,

@@ -29,16 +29,10 @@ All functions work on one image (no batch axis) so they can sit inside
 import tensorflow as tf
 
 from keras_colorize import color
+from keras_colorize.export.settings import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS  # noqa: F401 - part of this API
 from keras_colorize.inference import merge
 
-# 4096 x 4096 = 16.8 megapixels: well above a 12 MP phone photo or a 600 dpi
-# scan of a 6x8 inch print (~17 MP needs the limit raised). Peak memory of the
-# full-resolution merge is about 90 bytes per pixel (float32 intermediates;
-# measured +1.0 GB for a 12 MP JPEG with the paper model), ~1.5 GB at the limit.
-DEFAULT_MAX_PIXELS = 4096 * 4096
-
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-OUTPUT_FORMATS = ("jpeg", "png")
 
 
 def _be_uint32(four_bytes):

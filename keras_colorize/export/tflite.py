@@ -73,6 +73,9 @@ import tensorflow as tf
 from keras_colorize import fileio
 from keras_colorize.export import bn_folding
 from keras_colorize.export import saved_model
+from keras_colorize.export.settings import (  # noqa: F401 - part of this API
+    ALL_VARIANTS, CALIBRATED_VARIANTS, DEFAULT_CALIBRATION_STEPS, DEFAULT_CLIP_PERCENTILE, VARIANTS, check_variants)
+
 
 @dataclasses.dataclass
 class Converted:
@@ -82,28 +85,10 @@ class Converted:
     folded_pairs: list  # (producer layer name, BatchNormalization layer name)
 
 
-#: The default set of variants.
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
-#: Every variant :func:`convert_variants` accepts.
-ALL_VARIANTS = VARIANTS + ("int16x8",)
-#: Variants whose activations are quantized: they need a representative dataset.
-CALIBRATED_VARIANTS = ("int8", "int16x8")
 #: Largest mean |a*b* difference| to the float32 Keras model (model units,
 #: (ab + 128) / 255) on real photos for a variant to be recommended.
 TOLERANCES = {"float32": 1e-4, "float16": 0.005, "dynamic_int8": 0.005, "int8": 0.01, "int16x8": 0.01}
-DEFAULT_CALIBRATION_STEPS = 100
-#: Activation ranges of ``int8`` cover this central percentage of the calibration values (None: min/max).
-DEFAULT_CLIP_PERCENTILE = 99.5
 _CLIP_SAMPLES_PER_IMAGE = 2048
-
-
-def check_variants(variants):
-    """Tuple of variant names; ValueError naming any unknown one."""
-    variants = tuple(variants)
-    unknown = [v for v in variants if v not in ALL_VARIANTS]
-    if unknown or not variants:
-        raise ValueError(f"variants must be a non-empty subset of {ALL_VARIANTS}, got {list(variants)}")
-    return variants
 
 
 #: Seed of the hints simulated for a guided model's calibration (example i uses [seed, i]).

@@ -21,6 +21,7 @@ bridge directly and only "ab" is returned.
 import dataclasses
 import math
 import os
+from typing import Tuple
 
 import keras
 
@@ -67,6 +68,9 @@ class ModelConfig(config_base.BaseConfig):
         layer. False (the paper's) keeps every preset's parameter count.
       point_palette: with hints, the colour statistics of the hint points also join the
         fusion layer, as the reference palette does (zero without points, and at the start).
+      encoder_blocks: basic blocks in each encoder stage; ResNet34's (3, 4, 6, 3)
+        (the paper's, and the only layout the ImageNet port fits). The test
+        preset "tiny" uses (1, 1, 1, 1).
 
     Vary presets with `dataclasses.replace(get_preset("paper"), fusion=False)`
     or `get_preset("paper", fusion=False)`. The dtype policy is not part of
@@ -77,6 +81,7 @@ class ModelConfig(config_base.BaseConfig):
     fusion: bool = True
     hints: bool = False
     point_palette: bool = False
+    encoder_blocks: Tuple[int, ...] = resnet34.STAGE_BLOCKS
 
 
 def apply_input_normalization(l_input):
@@ -101,18 +106,20 @@ class ColorizerModel(keras.Model):
     """
 
     def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0,
-                 bn_momentum=0.9, bn_epsilon=1e-5, hints=False, point_palette=False, **kwargs):
+                 bn_momentum=0.9, bn_epsilon=1e-5, hints=False, point_palette=False,
+                 encoder_blocks=resnet34.STAGE_BLOCKS, **kwargs):
         config = ModelConfig(image_size=image_size, num_classes=num_classes,
                              fusion=fusion, width=width,
                              bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
-                             hints=hints, point_palette=point_palette)
+                             hints=hints, point_palette=point_palette,
+                             encoder_blocks=encoder_blocks)
         bn = dict(bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
         channels = config.channels
 
         # === Layers ===
         encoder = resnet34.ResNet34Encoder(
             width=width, input_shape=(image_size, image_size, 3), **bn,
-            name="encoder")
+            stage_blocks=config.encoder_blocks, name="encoder")
 
         # === Functional graph ===
         l_input = keras.Input(shape=(image_size, image_size, 1), name="L")
@@ -151,8 +158,9 @@ class ColorizerModel(keras.Model):
         self.encoder = encoder
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                **self.config.to_dict()}
+        config = self.config.to_dict()
+        config["encoder_blocks"] = list(config["encoder_blocks"])  # as JSON gives it back
+        return {"name": self.name, "trainable": self.trainable, **config}
 
     @classmethod
     def from_config(cls, config):
@@ -199,6 +207,9 @@ def load_encoder_weights(model, path):
     if encoder.width != 1.0:
         raise ValueError(f"ImageNet ResNet34 weights need width=1.0, got "
                          f"width={encoder.width!r}")
+    if tuple(encoder.stage_blocks) != resnet34.STAGE_BLOCKS:
+        raise ValueError(f"ImageNet ResNet34 weights need the blocks {list(resnet34.STAGE_BLOCKS)} per stage, got "
+                         f"{list(encoder.stage_blocks)}")
     path = str(path)
     if not os.path.isfile(path):
         raise ValueError(f"encoder weights not found: path={path!r}")

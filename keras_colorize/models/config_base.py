@@ -52,6 +52,11 @@ class BaseConfig:
             fail("point_palette", "False without hints (it summarizes the hint points)")
         if hasattr(self, "temperature") and not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             fail("temperature", "> 0")
+        if hasattr(self, "encoder_blocks"):
+            try:
+                object.__setattr__(self, "encoder_blocks", resnet34.check_stage_blocks(self.encoder_blocks))
+            except ValueError:
+                fail("encoder_blocks", f"{len(resnet34.STAGES)} positive integers (ResNet34: {list(resnet34.STAGE_BLOCKS)})")
         if getattr(self, "prior", None) is not None:
             object.__setattr__(self, "prior", tuple(float(p) for p in ab_bins.check_prior(self.prior)))
 

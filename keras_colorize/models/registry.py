@@ -45,8 +45,9 @@ _PAPER_LOSS = {"fusion": True, "ab_loss": "mse", "class_loss_weight": 1.0}
 _PRESETS = {
     # The paper's network: 256 px, 137 Places365 landscape classes; MSE + 1.0 x CE(class).
     "paper": Preset(colorizer.ModelConfig(), _PAPER_LOSS, resnet34_encoder=True, guidable=True),
-    # For tests and smoke runs: 64 px, 4 classes, a quarter of the channels.
-    "tiny": Preset(colorizer.ModelConfig(image_size=64, num_classes=4, width=0.25), _PAPER_LOSS,
+    # For tests and smoke runs: 64 px, 4 classes, a quarter of the channels, one encoder block per stage.
+    "tiny": Preset(colorizer.ModelConfig(image_size=64, num_classes=4, width=0.25, encoder_blocks=(1, 1, 1, 1)),
+                   _PAPER_LOSS,
                    resnet34_encoder=True, guidable=True),
     # Peer models at their papers' widths; --width scales them for a CPU.
     # Zhang et al. 2016: a*b* bins, no class head.

@@ -26,6 +26,8 @@ import keras
 
 #: (filters, blocks) of ResNet34's stages (torchvision `layer1` .. `layer4`).
 STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))
+#: Basic blocks per stage of ResNet34 (the only layout the ImageNet port fits).
+STAGE_BLOCKS = tuple(blocks for _, blocks in STAGES)
 STEM_FILTERS = 64
 
 #: Keys of the encoder's output dict, shallow to deep.
@@ -100,8 +102,25 @@ def apply_basic_block(x, filters, strides, name, bn_momentum, bn_epsilon):
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def apply_resnet34(x, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5):
+def check_stage_blocks(stage_blocks):
+    """``stage_blocks`` as a tuple of 4 positive ints; ValueError otherwise."""
+    try:
+        blocks = tuple(stage_blocks)
+    except TypeError:
+        blocks = ()
+    if len(blocks) != len(STAGES) or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1
+                                             for b in blocks):
+        raise ValueError(f"stage_blocks must be {len(STAGES)} positive integers (ResNet34: {list(STAGE_BLOCKS)}), "
+                         f"got {stage_blocks!r}")
+    return blocks
+
+
+def apply_resnet34(x, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5, stage_blocks=STAGE_BLOCKS):
     """ResNet34 feature pyramid on an ImageNet-normalized RGB tensor.
+
+    ``stage_blocks`` other than ResNet34's (3, 4, 6, 3) gives a shallower or
+    deeper network of the same layout and strides (the test preset uses one
+    block per stage, a ResNet10-like layout that traces in half the time).
 
     Returns:
       dict with `FEATURE_KEYS`: "stem" (stride 2, after conv1/bn1/relu) and
@@ -113,7 +132,7 @@ def apply_resnet34(x, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5):
     features["stem"] = x
     x = keras.layers.ZeroPadding2D(1, name="pool_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool")(x)
-    for stage, (_, blocks) in enumerate(STAGES, start=1):
+    for stage, blocks in enumerate(check_stage_blocks(stage_blocks), start=1):
         key = f"layer{stage}"
         filters = spec[key][0]
         for block in range(1, blocks + 1):
@@ -141,6 +160,8 @@ class ResNet34Encoder(keras.Model):
       bn_momentum, bn_epsilon: BatchNormalization settings. torchvision uses
         momentum 0.1 (= Keras 0.9) and epsilon 1e-5; epsilon must stay 1e-5
         for ported ImageNet weights to give torchvision's features.
+      stage_blocks: basic blocks in each of the 4 stages; ResNet34's
+        (3, 4, 6, 3) by default, the only layout the ImageNet port fits.
 
     Example:
       >>> enc = ResNet34Encoder(input_shape=(224, 224, 3))
@@ -150,10 +171,11 @@ class ResNet34Encoder(keras.Model):
     """
 
     def __init__(self, width=1.0, input_shape=(None, None, 3), bn_momentum=0.9,
-                 bn_epsilon=1e-5, **kwargs):
+                 bn_epsilon=1e-5, stage_blocks=STAGE_BLOCKS, **kwargs):
+        stage_blocks = check_stage_blocks(stage_blocks)
         # === Functional graph ===
         inputs = keras.Input(shape=tuple(input_shape), name="image")
-        features = apply_resnet34(inputs, width, bn_momentum, bn_epsilon)
+        features = apply_resnet34(inputs, width, bn_momentum, bn_epsilon, stage_blocks)
         kwargs.setdefault("name", "encoder")
         super().__init__(inputs=inputs, outputs=features, **kwargs)
         # === Config ===
@@ -161,6 +183,7 @@ class ResNet34Encoder(keras.Model):
         self.image_shape = tuple(input_shape)
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.stage_blocks = stage_blocks
 
     def get_config(self):
         return {
@@ -170,6 +193,7 @@ class ResNet34Encoder(keras.Model):
             "input_shape": self.image_shape,
             "bn_momentum": self.bn_momentum,
             "bn_epsilon": self.bn_epsilon,
+            "stage_blocks": list(self.stage_blocks),
         }
 
     @classmethod

@@ -38,7 +38,6 @@ from absl import flags
 
 from keras_colorize import cli
 from keras_colorize import pretrained
-from keras_colorize.studio import server as server_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("photos", None, "Folder of photos to colorize (searched recursively; only read).")
@@ -55,6 +54,7 @@ flags.DEFINE_integer("preview_size", 1600, "Longer side in pixels of the photo t
 def main(argv):
     cli.check_args(argv, required=("photos",))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    from keras_colorize.studio import server as server_lib  # noqa: PLC0415 - TensorFlow once the flags are parsed
     config = server_lib.StudioConfig(photos=FLAGS.photos, output=FLAGS.output, model=FLAGS.model, host=FLAGS.host,
                                      port=FLAGS.port, preview_size=FLAGS.preview_size, open_browser=FLAGS.open)
     server_lib.serve(config)  # ValueError: cli.run exits 2
