@@ -94,7 +94,8 @@ def test_bn_folding_is_exact_and_complete():
     bn_statistics.reestimate_batch_norm(model, _smooth_l(8, 64, seed=5))
     folded, pairs = bn_folding.fold_batch_norms(model)
     all_bn = [l for l in model._flatten_layers(recursive=True) if isinstance(l, keras.layers.BatchNormalization)]  # noqa: SLF001
-    assert len(pairs) == len(all_bn) == 54  # every BN of this network follows a conv/Dense
+    # every BN of this network follows a conv/Dense: 12 in the encoder (stem, 4 blocks x 2, 3 projections), 18 after it
+    assert len(pairs) == len(all_bn) == 30
     assert not [l for l in folded._flatten_layers(recursive=True) if isinstance(l, keras.layers.BatchNormalization)]  # noqa: SLF001
     x = _smooth_l(4, 64)
     want, got = model(x, training=False), folded(x, training=False)
@@ -145,7 +146,7 @@ def test_quantized_variants_keep_paper_mae(converted, eval_photos):
         ab = litert_runner.LiteRTPredictor(path).predict(l_photos)["ab"]
         mae[variant] = float(np.mean(tflite_report.metrics.paper_metrics(l_photos, ab_true, ab)["mae"]))
     for variant in ("float16", "dynamic_int8", "int8"):
-        assert abs(mae[variant] - mae["float32"]) <= 0.005, mae
+        assert abs(mae[variant] - mae["float32"]) <= tflite.TOLERANCES[variant], mae
 
 
 def test_int8_files_are_small_and_full_integer_keeps_float_io(converted):

@@ -24,18 +24,18 @@ FRAMES = 60
 
 @pytest.fixture(scope="module")
 def tiny_model_path(tmp_path_factory):
-    """Seeded random weights with a calm chroma head (``out_bn`` gamma 0.1).
+    """Seeded random weights with a calm chroma head (``out_bn`` gamma 0.35).
 
     Untrained, the head saturates its sigmoid and most colours fall outside sRGB,
     where gamut mapping, not the prediction, decides the output colour; scaled
-    down, the colours stay in gamut (a*b* std ~11, like a trained model's), so
-    the output files show the predicted chroma and its flicker.
+    down, the colours stay in gamut (a*b* std ~11 on real photos, like a trained
+    model's), so the output files show the predicted chroma and its flicker.
     """
     keras.utils.set_random_seed(0)
     model = build_colorizer(get_preset("tiny"))
     head = model.get_layer("out_bn")
     weights = head.get_weights()
-    weights[0] = np.full_like(weights[0], 0.1)
+    weights[0] = np.full_like(weights[0], 0.35)
     head.set_weights(weights)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
@@ -108,7 +108,7 @@ def test_gray_clip_keeps_frames_size_fps_audio_and_smoothing_lowers_flicker(colo
     grays = source["frames"]
     flicker_plain = _decoded_flicker(_probe(tmp_path / "plain.mp4")["frames"], grays)
     flicker_smooth = _decoded_flicker(_probe(tmp_path / "smooth.mp4")["frames"], grays)
-    assert flicker_smooth < 0.95 * flicker_plain, (flicker_smooth, flicker_plain)  # 0.81 vs 0.96 (seeded)
+    assert flicker_smooth < 0.95 * flicker_plain, (flicker_smooth, flicker_plain)  # 0.75 vs 0.87 (seeded)
 
 
 def test_scene_cut_resets_smoothing():

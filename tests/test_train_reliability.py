@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -38,31 +39,32 @@ def _train_command(work_dir, *extra):
 
 
 @pytest.mark.slow
-def test_diverged_run_exits_1_and_keeps_the_good_best_model(shards, tmp_path):
+def test_diverged_run_exits_1_and_keeps_the_good_best_model(finished_run, shards, tmp_path):
     import keras
 
     from keras_colorize.training import checkpoints, monitors
 
     work_dir = tmp_path / "run"
-    good = trainer.train(tiny_config(shards, work_dir, epochs=1, checkpoint_every_steps=0))
+    shutil.copytree(finished_run, work_dir)  # a good run: 2 epochs, 6 steps
     kept = {name: (work_dir / name).read_bytes() for name in ("best.keras", "best.json", "final.keras", "summary.json")}
     mtime = (work_dir / "best.keras").stat().st_mtime_ns
     weights = [w.copy() for w in keras.saving.load_model(work_dir / "best.keras").get_weights()]
+    saved = [s for s, _ in checkpoints.checkpoint_files(str(work_dir / "checkpoints"))]
 
-    # Resume the good run for a second epoch with a learning rate that makes the loss NaN.
-    process = subprocess.run(_train_command(work_dir, "--epochs=2", "--learning_rate=1e8"), cwd=REPO_ROOT,
-                             env=_env(), capture_output=True, text=True, timeout=600)
+    # Resume the good run for a third epoch with a learning rate that makes the loss NaN.
+    process = subprocess.run(_train_command(work_dir, f"--work_dir={work_dir}", "--epochs=3", "--learning_rate=1e8"),
+                             cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert process.returncode == 1, process.stderr[-3000:]
     error = process.stderr.strip().splitlines()[-1]
-    assert re.search(r"error: training diverged: .* (?:at step|\(step) [4-6]\b.*ckpt-3 \(step 3\)", error), error
+    assert re.search(r"error: training diverged: .* (?:at step|\(step) [7-9]\b.*ckpt-6 \(step 6\)", error), error
     assert "Traceback" not in process.stderr
     for name, content in kept.items():
         assert (work_dir / name).read_bytes() == content, name
     assert (work_dir / "best.keras").stat().st_mtime_ns == mtime
     for a, b in zip(weights, keras.saving.load_model(work_dir / "best.keras").get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert [s for s, _ in checkpoints.checkpoint_files(str(work_dir / "checkpoints"))] == [3]  # no NaN checkpoint
-    assert good.summary["steps"] == 3
+    assert max(saved) == 6
+    assert [s for s, _ in checkpoints.checkpoint_files(str(work_dir / "checkpoints"))] == saved  # no NaN checkpoint
 
     # From scratch: no best.keras, final.keras or summary.json is written at all.
     fresh = tiny_config(shards, tmp_path / "fresh", learning_rate=1e8)

@@ -284,9 +284,8 @@ class BinsTargetMixin:
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def get_config(self):
-        config = self.config.to_dict()
-        if config["prior"] is not None:
-            config["prior"] = list(config["prior"])  # JSON in the .keras file
+        # Tuples (prior, encoder_blocks) as lists: as JSON in the .keras file gives them back.
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.to_dict().items()}
         return {"name": self.name, "trainable": self.trainable, **config}
 
     @classmethod

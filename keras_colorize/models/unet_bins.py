@@ -9,13 +9,14 @@ Q-way softmax would cost Q x H x W floats per image (82 MB at 256 px).
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
 
 import keras
 
 from keras_colorize.models import ab_bins
 from keras_colorize.models import config_base
 from keras_colorize.models import colorizer
+from keras_colorize.models import resnet34
 
 #: The decoder feature the bins head reads (Up 3's output, stride 4).
 FEATURE_LAYER = "up3_2_relu"
@@ -26,7 +27,7 @@ class UNetBinsConfig(config_base.BaseConfig):
     """A :class:`~keras_colorize.models.ModelConfig` plus the bins head's settings.
 
     Attributes: those of ``ModelConfig`` (image_size, num_classes, fusion,
-    width, bn_momentum, bn_epsilon), and ``temperature`` and ``prior`` as in
+    width, bn_momentum, bn_epsilon, encoder_blocks), and ``temperature`` and ``prior`` as in
     :class:`keras_colorize.models.zhang2016.ZhangConfig`.
     """
 
@@ -34,6 +35,7 @@ class UNetBinsConfig(config_base.BaseConfig):
     fusion: bool = True
     temperature: float = ab_bins.TEMPERATURE
     prior: Optional[tuple] = None
+    encoder_blocks: Tuple[int, ...] = resnet34.STAGE_BLOCKS
 
     @classmethod
     def from_unet(cls, config, **bins):
@@ -59,9 +61,10 @@ class UNetBinsColorizer(ab_bins.BinsTargetMixin, keras.Model):
     """
 
     def __init__(self, image_size=256, num_classes=137, fusion=True, width=1.0, bn_momentum=0.9, bn_epsilon=1e-5,
-                 temperature=ab_bins.TEMPERATURE, prior=None, **kwargs):
+                 temperature=ab_bins.TEMPERATURE, prior=None, encoder_blocks=resnet34.STAGE_BLOCKS, **kwargs):
         config = UNetBinsConfig(image_size=image_size, num_classes=num_classes, fusion=fusion, width=width,
-                                bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, temperature=temperature, prior=prior)
+                                bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, temperature=temperature, prior=prior,
+                                encoder_blocks=encoder_blocks)
         unet = colorizer.ColorizerModel(**config.unet_config().to_dict())
         ab, bins = ab_bins.apply_bins_head(unet.get_layer(FEATURE_LAYER).output, temperature,
                                            stride=ab_bins.BINS_STRIDE, prior=config.prior)
